@@ -1,0 +1,13 @@
+#include <pybind11/pybind11.h>
+
+#include "errors.h"
+#include "register.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "thrifty's C++ core. Import `thrifty`, not this module.";
+  m.attr("__version__") = THRIFTY_VERSION;
+  thrifty::bindings::RegisterErrors(m);
+  thrifty::bindings::RegisterCatalog(m);
+  thrifty::bindings::RegisterCost(m);
+  thrifty::bindings::RegisterRequest(m);
+}
