@@ -61,6 +61,7 @@ class LocatedYaml:
                 f"{where}: malformed YAML: {e.problem or e.context}"
             ) from None
         self.lines: Dict[PathKey, int] = {}
+        self.key_lines: Dict[PathKey, int] = {}
         if node is not None:
             self._index(node, ())
 
@@ -68,10 +69,17 @@ class LocatedYaml:
         self.lines[key] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
+                self.key_lines[(*key, k.value)] = k.start_mark.line + 1
                 self._index(v, (*key, k.value))
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
                 self._index(v, (*key, i))
+
+    def where_key(self, key: PathKey) -> str:
+        """The line of a mapping key itself (for unknown-field errors)."""
+        if key in self.key_lines:
+            return f"{self.path}:{self.key_lines[key]}"
+        return self.where(key)
 
     def where(self, key: PathKey) -> str:
         while key and key not in self.lines:
@@ -114,7 +122,7 @@ def _model_kwargs(doc: LocatedYaml, index: int, entry: Any) -> Dict[str, Any]:
     for field in entry:
         if field not in MODEL_FIELDS:
             raise InvalidArgumentError(
-                f"{doc.where((*base, field))}: models[{index}]: unknown field "
+                f"{doc.where_key((*base, field))}: models[{index}]: unknown field "
                 f"'{field}'{_suggest(str(field), MODEL_FIELDS)}; accepted: {', '.join(MODEL_FIELDS)}"
             )
     for field in REQUIRED_MODEL_FIELDS:
@@ -176,7 +184,7 @@ def read_policy(path: Path) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Locat
     for field in data:
         if field not in TOP_LEVEL_FIELDS:
             raise InvalidArgumentError(
-                f"{doc.where((field,))}: unknown top-level field '{field}'"
+                f"{doc.where_key((field,))}: unknown top-level field '{field}'"
                 f"{_suggest(str(field), TOP_LEVEL_FIELDS)}; accepted: {', '.join(TOP_LEVEL_FIELDS)}"
             )
     models = data.get("models")

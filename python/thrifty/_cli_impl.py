@@ -1,0 +1,170 @@
+"""Implementation of the `thrifty` command (kept out of cli.py so `--help` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import thrifty
+from thrifty import _samples
+
+
+def _catalog(policy: Optional[str]) -> thrifty.Catalog:
+    return thrifty.Catalog.from_yaml(policy) if policy else thrifty.Catalog.default()
+
+
+def _read_request(path: str) -> dict:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise thrifty.InvalidArgumentError(f"{path}: cannot read request: {e.strerror}") from e
+    try:
+        request = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise thrifty.InvalidArgumentError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+    if not isinstance(request, dict):
+        raise thrifty.InvalidArgumentError(f"{path}: a request must be a JSON object")
+    return request
+
+
+def _money(usd: float) -> str:
+    if usd == 0:
+        return "$0"
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.6f}".rstrip("0")
+
+
+def _cost_table(catalog: thrifty.Catalog, request: dict, output_tokens: int,
+                cacheable_tokens: int, include_deprecated: bool) -> List[dict]:
+    rows = []
+    for spec in catalog.models():
+        if spec.deprecated and not include_deprecated:
+            continue
+        prompt = thrifty.estimate_tokens(request, model=spec.name)
+        cold = thrifty.Usage(input_tokens=prompt, output_tokens=output_tokens)
+        cached = min(cacheable_tokens, prompt)
+        warm = thrifty.Usage(input_tokens=prompt - cached, cached_input_tokens=cached,
+                             output_tokens=output_tokens)
+        rows.append({
+            "model": spec.name,
+            "provider": spec.provider,
+            "prompt_tokens": prompt,
+            "cost_usd": catalog.cost(spec, cold),
+            "cost_cached_prefix_usd": catalog.cost(spec, warm),
+        })
+    rows.sort(key=lambda r: (r["cost_usd"], r["model"]))
+    return rows
+
+
+def _print_cost_table(rows: List[dict], calls: int) -> None:
+    header = f"{'model':34} {'provider':10} {'prompt tok':>10} {'per call':>11} " \
+             f"{'cached prefix':>13} {'per ' + format(calls, ',') + ' calls':>16}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['model'][:34]:34} {r['provider']:10} {r['prompt_tokens']:>10,} "
+              f"{_money(r['cost_usd']):>11} {_money(r['cost_cached_prefix_usd']):>13} "
+              f"{_money(r['cost_usd'] * calls):>16}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.policy)
+    request = _samples.support_request()
+    static_part = {"model": request["model"], "tools": request["tools"],
+                   "messages": request["messages"][:1]}
+    cacheable = thrifty.estimate_tokens(static_part)
+    print("thrifty demo: what one support-bot request costs on every current model")
+    print(f"catalog: {catalog.source} ({len(catalog)} models, prices read "
+          f"{catalog.policy.get('read_on', '?')})")
+    print(f"request: {len(request['messages'])} messages, {len(request['tools'])} tools, "
+          f"{len(json.dumps(request)):,} bytes; key {thrifty.request_key(request)}")
+    print(f"assumed: {args.output_tokens} output tokens; 'cached prefix' = the system prompt and "
+          f"tools (~{cacheable:,} tokens; providers cache prefixes of 1024-4096 tokens and up) "
+          "served from the provider's prompt cache at its cached-input price\n")
+    rows = _cost_table(catalog, request, args.output_tokens, cacheable, args.all)
+    _print_cost_table(rows, args.calls)
+    cheapest, dearest = rows[0], rows[-1]
+    print(f"\nspread: {dearest['model']} costs {dearest['cost_usd'] / cheapest['cost_usd']:,.0f}x "
+          f"{cheapest['model']} for this request. thrifty's router picks the cheapest model whose "
+          "predicted quality meets your threshold.")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.policy)
+    print(f"{'model':34} {'provider':10} {'input':>8} {'output':>8} {'cached':>8} "
+          f"{'context':>9}  (USD per million tokens)")
+    for spec in sorted(catalog.models(), key=lambda s: (s.provider, s.input_per_mtok)):
+        if spec.deprecated and not args.all:
+            continue
+        cached = "-" if spec.cached_input_per_mtok is None else f"{spec.cached_input_per_mtok:g}"
+        context = f"{spec.context_window:,}" if spec.context_window else "-"
+        print(f"{spec.name[:34]:34} {spec.provider:10} {spec.input_per_mtok:>8g} "
+              f"{spec.output_per_mtok:>8g} {cached:>8} {context:>9}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.policy)
+    request = _read_request(args.request)
+    rows = _cost_table(catalog, request, args.output_tokens, args.cached_tokens, args.all)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_cost_table(rows, args.calls)
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    print(thrifty.request_key(_read_request(args.request), namespace=args.namespace))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thrifty", description="Cut LLM inference cost.")
+    parser.add_argument("--version", action="version", version=f"thrifty {thrifty.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--policy", help="policy YAML (default: the shipped catalog)")
+        p.add_argument("--all", action="store_true", help="include deprecated models")
+
+    demo = sub.add_parser("demo", help="price a sample request across the catalog (no network)")
+    common(demo)
+    demo.add_argument("--output-tokens", type=int, default=300)
+    demo.add_argument("--calls", type=int, default=1_000_000)
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="list the catalog")
+    common(models)
+    models.set_defaults(func=cmd_models)
+
+    cost = sub.add_parser("cost", help="price a request (JSON file, or - for stdin) on every model")
+    common(cost)
+    cost.add_argument("request")
+    cost.add_argument("--output-tokens", type=int, default=300)
+    cost.add_argument("--cached-tokens", type=int, default=0,
+                      help="prompt tokens the provider serves from its cache")
+    cost.add_argument("--calls", type=int, default=1_000_000)
+    cost.add_argument("--json", action="store_true", help="print JSON rows")
+    cost.set_defaults(func=cmd_cost)
+
+    key = sub.add_parser("key", help="print a request's cache key")
+    key.add_argument("request")
+    key.add_argument("--namespace", default="")
+    key.set_defaults(func=cmd_key)
+    return parser
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except thrifty.Error as e:
+        print(f"thrifty: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `thrifty models | head`
+        sys.stderr.close()
+        return 0
