@@ -144,3 +144,30 @@ def support_request(model: str = "gpt-4o-mini") -> dict:
             {"role": "user", "content": "A refund please. Do I have to pay for the return shipping?"},
         ],
     }
+
+
+def benchmark_request(target_bytes: int = 4096) -> dict:
+    """A chat request whose compact JSON is `target_bytes` long (the request_key benchmark's
+    "4 KB chat request"): the support policy, two tools and a short conversation."""
+    policy = SYSTEM_PROMPT.split("\n\nCatalog excerpt")[0]
+    request = {
+        "model": "gpt-6.1-terra",
+        "temperature": 0.2,
+        "max_tokens": 400,
+        "tools": [dict(t) for t in TOOLS[:2]],
+        "messages": [
+            {"role": "system", "content": policy},
+            {"role": "user", "content": "Hi, my tent arrived with a broken pole."},
+            {"role": "assistant", "content": "Sorry to hear that. What is your order number?"},
+            {"role": "user", "content": ""},
+        ],
+    }
+    import json
+
+    size = len(json.dumps(request, separators=(",", ":")).encode())
+    if size > target_bytes:
+        raise ValueError(f"benchmark request base is {size} bytes, above {target_bytes}")
+    filler = "It is order NW-2024-118842, delivered last week; the pole snapped on first setup. "
+    text = (filler * (target_bytes // len(filler) + 1))[: target_bytes - size]
+    request["messages"][-1]["content"] = text
+    return request

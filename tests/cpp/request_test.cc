@@ -39,6 +39,25 @@ TEST(CanonicalJsonTest, EscapesOnlyWhatJsonRequires) {
   EXPECT_EQ(out, "\"q\\\"\\\\\\n\\u0001 é\"");
 }
 
+TEST(CanonicalJsonTest, EscapingMatchesReferenceAtEveryOffset) {
+  // The escaper skips 8 clean bytes at a time; escapes must be found wherever they fall.
+  const std::string alphabet[] = {"a", "Z", " ", "\"", "\\", "\n", "\t", "\x01", "\x1f", "é", "日"};
+  uint32_t state = 12345;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string text;
+    const int length = trial % 70;
+    for (int i = 0; i < length; ++i) {
+      state = state * 1664525u + 1013904223u;
+      // Mostly plain letters, sometimes a character that needs escaping.
+      const uint32_t pick = (state >> 8) % 40;
+      text += pick < 30 ? alphabet[pick % 2] : alphabet[pick - 29];
+    }
+    std::string ours;
+    AppendJsonString(text, ours);
+    EXPECT_EQ(ours, nlohmann::json(text).dump()) << "input: " << nlohmann::json(text).dump();
+  }
+}
+
 TEST(CanonicalJsonTest, RejectsNonFiniteNumbers) {
   EXPECT_FALSE(CanonicalJson(json(std::numeric_limits<double>::infinity())).ok());
 }

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "thrifty/base/strings.h"
 #include "nlohmann/json.hpp"
@@ -9,15 +11,46 @@
 
 namespace thrifty::request {
 
+namespace {
+
+// SWAR: true when any of the 8 bytes in `word` is a control character (< 0x20), '"' or '\\'.
+// (Bit tricks from "Bit Twiddling Hacks": haszero(v) = (v - 0x01..) & ~v & 0x80..)
+inline bool NeedsEscape8(uint64_t word) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t quote = word ^ (kOnes * '"');
+  const uint64_t backslash = word ^ (kOnes * '\\');
+  const uint64_t below_space = (word - kOnes * 0x20) & ~word;
+  return (((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash) | below_space) & kHighs;
+}
+
+inline bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+}  // namespace
+
 void AppendJsonString(std::string_view text, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t run_start = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    // Skip 8 clean bytes at a time; most prompt text needs no escaping at all.
+    while (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, sizeof(word));
+      if (NeedsEscape8(word)) break;
+      i += 8;
+    }
+    while (i < n && !NeedsEscape(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      if ((i & 7) == 0 && i + 8 <= n) break;  // back to the 8-byte loop
+    }
+    if (i >= n) break;
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!NeedsEscape(c)) continue;
     out.append(text.data() + run_start, i - run_start);
-    run_start = i + 1;
+    run_start = ++i;
     switch (c) {
       case '"': out.append("\\\""); break;
       case '\\': out.append("\\\\"); break;
@@ -32,7 +65,7 @@ void AppendJsonString(std::string_view text, std::string& out) {
       }
     }
   }
-  out.append(text.data() + run_start, text.size() - run_start);
+  out.append(text.data() + run_start, n - run_start);
   out.push_back('"');
 }
 

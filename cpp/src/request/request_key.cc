@@ -154,8 +154,9 @@ absl::StatusOr<std::string> CanonicalRequest(const json& request) {
 }
 
 absl::StatusOr<Key128> RequestKey(const json& request, std::string_view ns) {
-  std::string buffer;
-  buffer.reserve(4096);
+  // One buffer per thread: keys are computed on every call, so skip the allocation.
+  thread_local std::string buffer;
+  buffer.clear();
   // Header and length-prefixed namespace, so no namespace can collide with another's prefix.
   StrAppend(&buffer, kKeyHeader, "\n", ns.size(), ":", ns, "\n");
   THRIFTY_RETURN_IF_ERROR(AppendCanonicalRequest(request, buffer));
