@@ -27,6 +27,8 @@ demo: install
 	$(VENV)/bin/thrifty demo
 
 test: install
+	@echo "== lint (clang-format, ruff) =="
+	@$(MAKE) --no-print-directory lint
 	@echo "== C++ tests (ctest) =="
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 	@echo "== Python tests and notebooks (pytest) =="
@@ -52,14 +54,14 @@ test-tsan: bootstrap
 lint: install
 	cmake --build $(BUILD_DIR) --target lint
 	$(VENV)/bin/ruff check python tests/python benchmarks scripts
-	$(VENV)/bin/ruff format --check python tests/python benchmarks
+	$(VENV)/bin/ruff format --check python tests/python benchmarks scripts
 
 tidy: install
 	run-clang-tidy -p $(BUILD_DIR) -quiet 'cpp/src/.*' || clang-tidy -p $(BUILD_DIR) cpp/src/*/*.cc
 
 format: install
 	cmake --build $(BUILD_DIR) --target format
-	$(VENV)/bin/ruff format python tests/python benchmarks
+	$(VENV)/bin/ruff format python tests/python benchmarks scripts
 
 # Benchmarks: C++ programs (release preset) and Python scripts; each prints a table and JSON.
 bench: install

@@ -33,9 +33,19 @@ def per_call_us(fn: Callable[[], object], calls: int = 2000, rounds: int = 31) -
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     print(title)
     widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    print(
+        "  ".join(
+            str(h).ljust(w) if i == 0 else str(h).rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths))
+        )
+    )
     for row in rows:
-        print("  ".join(_fmt(c).ljust(w) if i == 0 else _fmt(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                _fmt(c).ljust(w) if i == 0 else _fmt(c).rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths))
+            )
+        )
 
 
 def _fmt(value: object) -> str:

@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   std::printf("%-34s %10s %10s %10s\n", "case", "median us", "p10 us", "p90 us");
   std::printf("%-34s %10.3f %10.3f %10.3f\n", "RequestKey(parsed json)", key.median_us, key.p10_us,
               key.p90_us);
-  std::printf("%-34s %10.3f %10.3f %10.3f\n", "parse JSON text + RequestKey", parse_and_key.median_us,
-              parse_and_key.p10_us, parse_and_key.p90_us);
+  std::printf("%-34s %10.3f %10.3f %10.3f\n", "parse JSON text + RequestKey",
+              parse_and_key.median_us, parse_and_key.p10_us, parse_and_key.p90_us);
   if (argc >= 4 && std::string(argv[2]) == "--json") {
     nlohmann::json out = {{"request_bytes", text.size()},
                           {"request_key_median_us", key.median_us},

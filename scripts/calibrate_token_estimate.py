@@ -20,12 +20,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import token_corpus  # noqa: E402
-
 from thrifty import _core  # noqa: E402
 
 N_WORD = 15  # word_counts[0..14]
-OTHER = ["digit_group", "punct_run", "punct_char", "newline_run", "space_run", "cjk_char",
-         "other_char", "long_word_char"]
+OTHER = [
+    "digit_group",
+    "punct_run",
+    "punct_char",
+    "newline_run",
+    "space_run",
+    "cjk_char",
+    "other_char",
+    "long_word_char",
+]
 
 
 def fit(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -66,9 +73,11 @@ def main() -> int:
         coef = fit(features, targets)
         predicted = features @ coef
         error = np.abs(predicted - targets) / np.maximum(targets, 1)
-        print(f"{family}: {len(texts)} texts, calibration-set median abs error "
-              f"{np.median(error):.3%}, p90 {np.percentile(error, 90):.3%}, "
-              f"total bias {predicted.sum() / targets.sum() - 1:+.3%}")
+        print(
+            f"{family}: {len(texts)} texts, calibration-set median abs error "
+            f"{np.median(error):.3%}, p90 {np.percentile(error, 90):.3%}, "
+            f"total bias {predicted.sum() / targets.sum() - 1:+.3%}"
+        )
         blocks.append(format_block(family, coef))
     block = "".join(blocks)
     if args.dry_run:

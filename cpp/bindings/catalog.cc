@@ -1,15 +1,16 @@
 // Bindings for thrifty::catalog: ModelSpec and Catalog.
+#include "thrifty/catalog/catalog.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
 #include "errors.h"
 #include "register.h"
-#include "thrifty/catalog/catalog.h"
 
 namespace py = pybind11;
 
@@ -74,13 +75,12 @@ void RegisterCatalog(py::module_& m) {
              return spec;
            }),
            py::arg("name"), py::arg("provider"), py::arg("input_per_mtok"),
-           py::arg("output_per_mtok"), py::kw_only(),
-           py::arg("cached_input_per_mtok") = py::none(),
+           py::arg("output_per_mtok"), py::kw_only(), py::arg("cached_input_per_mtok") = py::none(),
            py::arg("cache_write_5m_per_mtok") = py::none(),
-           py::arg("cache_write_1h_per_mtok") = py::none(),
-           py::arg("context_window") = py::none(), py::arg("max_output_tokens") = py::none(),
-           py::arg("quality") = py::none(), py::arg("aliases") = std::vector<std::string>{},
-           py::arg("deprecated") = false, py::arg("source") = "")
+           py::arg("cache_write_1h_per_mtok") = py::none(), py::arg("context_window") = py::none(),
+           py::arg("max_output_tokens") = py::none(), py::arg("quality") = py::none(),
+           py::arg("aliases") = std::vector<std::string>{}, py::arg("deprecated") = false,
+           py::arg("source") = "")
       .def_readonly("name", &ModelSpec::name)
       .def_readonly("provider", &ModelSpec::provider)
       .def_readonly("input_per_mtok", &ModelSpec::input_per_mtok)
@@ -98,18 +98,19 @@ void RegisterCatalog(py::module_& m) {
       .def("to_dict", &SpecToDict, "All fields as a plain dict.")
       .def("__eq__", [](const ModelSpec& a, const ModelSpec& b) { return a == b; })
       .def("__hash__", [](const ModelSpec& s) { return py::hash(py::str(s.name)); })
-      .def("__repr__", [](const ModelSpec& s) {
-        return "ModelSpec(name='" + s.name + "', provider='" + s.provider +
-               "', input_per_mtok=" + py::repr(py::float_(s.input_per_mtok)).cast<std::string>() +
-               ", output_per_mtok=" +
-               py::repr(py::float_(s.output_per_mtok)).cast<std::string>() + ")";
-      })
-      .def(py::pickle([](const ModelSpec& s) { return SpecToDict(s); },
-                      [](const py::dict& d) {
-                        return py::module_::import("thrifty._core")
-                            .attr("ModelSpec")(**d)
-                            .cast<ModelSpec>();
-                      }));
+      .def("__repr__",
+           [](const ModelSpec& s) {
+             return "ModelSpec(name='" + s.name + "', provider='" + s.provider +
+                    "', input_per_mtok=" +
+                    py::repr(py::float_(s.input_per_mtok)).cast<std::string>() +
+                    ", output_per_mtok=" +
+                    py::repr(py::float_(s.output_per_mtok)).cast<std::string>() + ")";
+           })
+      .def(py::pickle(
+          [](const ModelSpec& s) { return SpecToDict(s); },
+          [](const py::dict& d) {
+            return py::module_::import("thrifty._core").attr("ModelSpec")(**d).cast<ModelSpec>();
+          }));
 
   py::class_<Catalog, std::shared_ptr<Catalog>>(
       m, "Catalog",
@@ -120,8 +121,7 @@ void RegisterCatalog(py::module_& m) {
            }),
            py::arg("models"))
       .def(
-          "get",
-          [](const Catalog& c, std::string_view name) { return *ValueOrThrow(c.Get(name)); },
+          "get", [](const Catalog& c, std::string_view name) { return *ValueOrThrow(c.Get(name)); },
           py::arg("name_or_alias"),
           "The model's spec; NotFoundError (a KeyError) listing the closest names otherwise.")
       .def(
@@ -131,7 +131,8 @@ void RegisterCatalog(py::module_& m) {
             return spec ? std::optional<ModelSpec>(*spec) : std::nullopt;
           },
           py::arg("name_or_alias"), "The model's spec, or None.")
-      .def("models", [](const Catalog& c) { return c.models(); }, "Every ModelSpec, in order.")
+      .def(
+          "models", [](const Catalog& c) { return c.models(); }, "Every ModelSpec, in order.")
       .def("names",
            [](const Catalog& c) {
              std::vector<std::string> names;
@@ -141,8 +142,7 @@ void RegisterCatalog(py::module_& m) {
       .def("__len__", &Catalog::size)
       .def("__contains__",
            [](const Catalog& c, std::string_view name) { return c.Find(name) != nullptr; })
-      .def("__iter__",
-           [](const Catalog& c) { return py::iter(py::cast(c.models())); })
+      .def("__iter__", [](const Catalog& c) { return py::iter(py::cast(c.models())); })
       .def("__repr__", [](const Catalog& c) {
         return "<thrifty.Catalog with " + std::to_string(c.size()) + " models>";
       });

@@ -1,11 +1,11 @@
 // Bindings for thrifty::cost: Usage, its provider parsers, and Catalog.cost.
 #include "cost.h"
 
-#include <memory>
-#include <string>
-
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
 
 #include "errors.h"
 #include "json_convert.h"
@@ -40,9 +40,7 @@ py::dict UsageToDict(const Usage& u) {
 
 template <typename Parser>
 auto BindParser(Parser parser, const char* what) {
-  return [parser, what](py::handle report) {
-    return ValueOrThrow(parser(ToJson(report, what)));
-  };
+  return [parser, what](py::handle report) { return ValueOrThrow(parser(ToJson(report, what))); };
 }
 
 const catalog::ModelSpec& SpecOf(const catalog::Catalog& c, py::handle model) {
@@ -64,8 +62,8 @@ void RegisterCost(py::module_& m) {
       .def(py::init([](int64_t input_tokens, int64_t cached_input_tokens,
                        int64_t cache_write_5m_tokens, int64_t cache_write_1h_tokens,
                        int64_t output_tokens, int64_t reasoning_tokens) {
-             Usage u{input_tokens,  cached_input_tokens, cache_write_5m_tokens,
-                     cache_write_1h_tokens, output_tokens, reasoning_tokens};
+             Usage u{input_tokens,          cached_input_tokens, cache_write_5m_tokens,
+                     cache_write_1h_tokens, output_tokens,       reasoning_tokens};
              ThrowIfError(cost::ValidateUsage(u));
              return u;
            }),
@@ -142,8 +140,7 @@ void RegisterCost(py::module_& m) {
         d["uncached_usd"] = cost::UncachedCostUsd(spec, u);
         return d;
       },
-      py::name("cost_breakdown"), py::is_method(catalog_class), py::arg("model"),
-      py::arg("usage"),
+      py::name("cost_breakdown"), py::is_method(catalog_class), py::arg("model"), py::arg("usage"),
       "Cost by bucket (input, cached input, cache writes, output), the total, and what the "
       "same usage would cost with no prompt cache (uncached_usd).");
 }

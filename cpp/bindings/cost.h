@@ -2,9 +2,9 @@
 #ifndef THRIFTY_BINDINGS_COST_H_
 #define THRIFTY_BINDINGS_COST_H_
 
-#include <string_view>
-
 #include <pybind11/pybind11.h>
+
+#include <string_view>
 
 #include "thrifty/cost/usage.h"
 

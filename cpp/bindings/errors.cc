@@ -95,18 +95,39 @@ void ThrowStatus(const absl::Status& status) {
   const ErrorClasses& c = Classes();
   PyObject* cls = c.internal;
   switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument: cls = c.invalid_argument; break;
-    case absl::StatusCode::kNotFound: cls = c.not_found; break;
-    case absl::StatusCode::kAlreadyExists: cls = c.already_exists; break;
-    case absl::StatusCode::kFailedPrecondition: cls = c.failed_precondition; break;
-    case absl::StatusCode::kOutOfRange: cls = c.out_of_range; break;
-    case absl::StatusCode::kResourceExhausted: cls = c.resource_exhausted; break;
-    case absl::StatusCode::kDeadlineExceeded: cls = c.deadline_exceeded; break;
-    case absl::StatusCode::kUnavailable: cls = c.unavailable; break;
+    case absl::StatusCode::kInvalidArgument:
+      cls = c.invalid_argument;
+      break;
+    case absl::StatusCode::kNotFound:
+      cls = c.not_found;
+      break;
+    case absl::StatusCode::kAlreadyExists:
+      cls = c.already_exists;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      cls = c.failed_precondition;
+      break;
+    case absl::StatusCode::kOutOfRange:
+      cls = c.out_of_range;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      cls = c.resource_exhausted;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      cls = c.deadline_exceeded;
+      break;
+    case absl::StatusCode::kUnavailable:
+      cls = c.unavailable;
+      break;
     case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated: cls = c.permission_denied; break;
-    case absl::StatusCode::kUnimplemented: cls = c.unimplemented; break;
-    default: break;
+    case absl::StatusCode::kUnauthenticated:
+      cls = c.permission_denied;
+      break;
+    case absl::StatusCode::kUnimplemented:
+      cls = c.unimplemented;
+      break;
+    default:
+      break;
   }
   const std::string message(status.message());
   PyErr_SetString(cls, message.c_str());

@@ -2,9 +2,9 @@
 #ifndef THRIFTY_BINDINGS_ERRORS_H_
 #define THRIFTY_BINDINGS_ERRORS_H_
 
-#include <utility>
-
 #include <pybind11/pybind11.h>
+
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

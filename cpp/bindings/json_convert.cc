@@ -120,12 +120,18 @@ nlohmann::json ToJson(py::handle object, std::string_view what) {
 py::object FromJson(const nlohmann::json& value) {
   using Type = nlohmann::json::value_t;
   switch (value.type()) {
-    case Type::null: return py::none();
-    case Type::boolean: return py::bool_(value.get<bool>());
-    case Type::number_integer: return py::int_(value.get<int64_t>());
-    case Type::number_unsigned: return py::int_(value.get<uint64_t>());
-    case Type::number_float: return py::float_(value.get<double>());
-    case Type::string: return py::str(value.get_ref<const std::string&>());
+    case Type::null:
+      return py::none();
+    case Type::boolean:
+      return py::bool_(value.get<bool>());
+    case Type::number_integer:
+      return py::int_(value.get<int64_t>());
+    case Type::number_unsigned:
+      return py::int_(value.get<uint64_t>());
+    case Type::number_float:
+      return py::float_(value.get<double>());
+    case Type::string:
+      return py::str(value.get_ref<const std::string&>());
     case Type::array: {
       py::list out(value.size());
       for (size_t i = 0; i < value.size(); ++i) out[i] = FromJson(value[i]);
@@ -136,7 +142,8 @@ py::object FromJson(const nlohmann::json& value) {
       for (const auto& [key, element] : value.items()) out[py::str(key)] = FromJson(element);
       return std::move(out);
     }
-    default: return py::none();
+    default:
+      return py::none();
   }
 }
 

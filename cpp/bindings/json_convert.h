@@ -3,9 +3,9 @@
 #ifndef THRIFTY_BINDINGS_JSON_CONVERT_H_
 #define THRIFTY_BINDINGS_JSON_CONVERT_H_
 
-#include <string_view>
-
 #include <pybind11/pybind11.h>
+
+#include <string_view>
 
 #include "nlohmann/json.hpp"
 

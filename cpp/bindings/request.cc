@@ -1,8 +1,8 @@
 // Bindings for thrifty::request: request keys, canonical requests, token estimates.
-#include <string>
-
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <string>
 
 #include "errors.h"
 #include "json_convert.h"

@@ -24,7 +24,9 @@ def _read_request(path: str) -> dict:
     try:
         request = json.loads(text)
     except json.JSONDecodeError as e:
-        raise thrifty.InvalidArgumentError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+        raise thrifty.InvalidArgumentError(
+            f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}"
+        ) from None
     if not isinstance(request, dict):
         raise thrifty.InvalidArgumentError(f"{path}: a request must be a JSON object")
     return request
@@ -36,8 +38,13 @@ def _money(usd: float) -> str:
     return f"${usd:,.2f}" if usd >= 1 else f"${usd:.6f}".rstrip("0")
 
 
-def _cost_table(catalog: thrifty.Catalog, request: dict, output_tokens: int,
-                cacheable_tokens: int, include_deprecated: bool) -> List[dict]:
+def _cost_table(
+    catalog: thrifty.Catalog,
+    request: dict,
+    output_tokens: int,
+    cacheable_tokens: int,
+    include_deprecated: bool,
+) -> List[dict]:
     rows = []
     for spec in catalog.models():
         if spec.deprecated and not include_deprecated:
@@ -45,64 +52,86 @@ def _cost_table(catalog: thrifty.Catalog, request: dict, output_tokens: int,
         prompt = thrifty.estimate_tokens(request, model=spec.name)
         cold = thrifty.Usage(input_tokens=prompt, output_tokens=output_tokens)
         cached = min(cacheable_tokens, prompt)
-        warm = thrifty.Usage(input_tokens=prompt - cached, cached_input_tokens=cached,
-                             output_tokens=output_tokens)
-        rows.append({
-            "model": spec.name,
-            "provider": spec.provider,
-            "prompt_tokens": prompt,
-            "cost_usd": catalog.cost(spec, cold),
-            "cost_cached_prefix_usd": catalog.cost(spec, warm),
-        })
+        warm = thrifty.Usage(
+            input_tokens=prompt - cached, cached_input_tokens=cached, output_tokens=output_tokens
+        )
+        rows.append(
+            {
+                "model": spec.name,
+                "provider": spec.provider,
+                "prompt_tokens": prompt,
+                "cost_usd": catalog.cost(spec, cold),
+                "cost_cached_prefix_usd": catalog.cost(spec, warm),
+            }
+        )
     rows.sort(key=lambda r: (r["cost_usd"], r["model"]))
     return rows
 
 
 def _print_cost_table(rows: List[dict], calls: int) -> None:
-    header = f"{'model':34} {'provider':10} {'prompt tok':>10} {'per call':>11} " \
-             f"{'cached prefix':>13} {'per ' + format(calls, ',') + ' calls':>16}"
+    header = (
+        f"{'model':34} {'provider':10} {'prompt tok':>10} {'per call':>11} "
+        f"{'cached prefix':>13} {'per ' + format(calls, ',') + ' calls':>16}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['model'][:34]:34} {r['provider']:10} {r['prompt_tokens']:>10,} "
-              f"{_money(r['cost_usd']):>11} {_money(r['cost_cached_prefix_usd']):>13} "
-              f"{_money(r['cost_usd'] * calls):>16}")
+        print(
+            f"{r['model'][:34]:34} {r['provider']:10} {r['prompt_tokens']:>10,} "
+            f"{_money(r['cost_usd']):>11} {_money(r['cost_cached_prefix_usd']):>13} "
+            f"{_money(r['cost_usd'] * calls):>16}"
+        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     catalog = _catalog(args.policy)
     request = _samples.support_request()
-    static_part = {"model": request["model"], "tools": request["tools"],
-                   "messages": request["messages"][:1]}
+    static_part = {
+        "model": request["model"],
+        "tools": request["tools"],
+        "messages": request["messages"][:1],
+    }
     cacheable = thrifty.estimate_tokens(static_part)
     print("thrifty demo: what one support-bot request costs on every current model")
-    print(f"catalog: {catalog.source} ({len(catalog)} models, prices read "
-          f"{catalog.policy.get('read_on', '?')})")
-    print(f"request: {len(request['messages'])} messages, {len(request['tools'])} tools, "
-          f"{len(json.dumps(request)):,} bytes; key {thrifty.request_key(request)}")
-    print(f"assumed: {args.output_tokens} output tokens; 'cached prefix' = the system prompt and "
-          f"tools (~{cacheable:,} tokens; providers cache prefixes of 1024-4096 tokens and up) "
-          "served from the provider's prompt cache at its cached-input price\n")
+    print(
+        f"catalog: {catalog.source} ({len(catalog)} models, prices read "
+        f"{catalog.policy.get('read_on', '?')})"
+    )
+    print(
+        f"request: {len(request['messages'])} messages, {len(request['tools'])} tools, "
+        f"{len(json.dumps(request)):,} bytes; key {thrifty.request_key(request)}"
+    )
+    print(
+        f"assumed: {args.output_tokens} output tokens; 'cached prefix' = the system prompt and "
+        f"tools (~{cacheable:,} tokens; providers cache prefixes of 1024-4096 tokens and up) "
+        "served from the provider's prompt cache at its cached-input price\n"
+    )
     rows = _cost_table(catalog, request, args.output_tokens, cacheable, args.all)
     _print_cost_table(rows, args.calls)
     cheapest, dearest = rows[0], rows[-1]
-    print(f"\nspread: {dearest['model']} costs {dearest['cost_usd'] / cheapest['cost_usd']:,.0f}x "
-          f"{cheapest['model']} for this request. thrifty's router picks the cheapest model whose "
-          "predicted quality meets your threshold.")
+    print(
+        f"\nspread: {dearest['model']} costs {dearest['cost_usd'] / cheapest['cost_usd']:,.0f}x "
+        f"{cheapest['model']} for this request. thrifty's router picks the cheapest model whose "
+        "predicted quality meets your threshold."
+    )
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     catalog = _catalog(args.policy)
-    print(f"{'model':34} {'provider':10} {'input':>8} {'output':>8} {'cached':>8} "
-          f"{'context':>9}  (USD per million tokens)")
+    print(
+        f"{'model':34} {'provider':10} {'input':>8} {'output':>8} {'cached':>8} "
+        f"{'context':>9}  (USD per million tokens)"
+    )
     for spec in sorted(catalog.models(), key=lambda s: (s.provider, s.input_per_mtok)):
         if spec.deprecated and not args.all:
             continue
         cached = "-" if spec.cached_input_per_mtok is None else f"{spec.cached_input_per_mtok:g}"
         context = f"{spec.context_window:,}" if spec.context_window else "-"
-        print(f"{spec.name[:34]:34} {spec.provider:10} {spec.input_per_mtok:>8g} "
-              f"{spec.output_per_mtok:>8g} {cached:>8} {context:>9}")
+        print(
+            f"{spec.name[:34]:34} {spec.provider:10} {spec.input_per_mtok:>8g} "
+            f"{spec.output_per_mtok:>8g} {cached:>8} {context:>9}"
+        )
     return 0
 
 
@@ -145,8 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(cost)
     cost.add_argument("request")
     cost.add_argument("--output-tokens", type=int, default=300)
-    cost.add_argument("--cached-tokens", type=int, default=0,
-                      help="prompt tokens the provider serves from its cache")
+    cost.add_argument(
+        "--cached-tokens",
+        type=int,
+        default=0,
+        help="prompt tokens the provider serves from its cache",
+    )
     cost.add_argument("--calls", type=int, default=1_000_000)
     cost.add_argument("--json", action="store_true", help="print JSON rows")
     cost.set_defaults(func=cmd_cost)

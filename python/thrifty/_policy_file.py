@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -234,7 +234,9 @@ def read_litellm(path: Path) -> Tuple[List[Dict[str, Any]], Dict[str, int]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidArgumentError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+        raise InvalidArgumentError(
+            f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(
             f"{path}:1: a LiteLLM price map is an object of model name -> prices, "

@@ -23,6 +23,7 @@ SYSTEM_PROMPT = (
     "sure, say so and offer to escalate."
 )
 
+
 def _catalog_excerpt() -> str:
     """A product table like the ones support bots carry in their system prompt (~5k tokens):
     it makes the static prefix long enough for every provider's prompt cache (1024-4096)."""
@@ -46,8 +47,10 @@ def _catalog_excerpt() -> str:
                 price = round((49 + 37 * len(name) + 23 * i) * factor, 2)
                 weight = round((0.4 + 0.35 * len(name) % 3.1 + 0.2 * i) * factor, 2)
                 note = "ships oversize" if weight > 2.5 else "standard shipping"
-                lines.append(f"{sku} | {name} {kind}, size {size} | {price:.2f} | {weight} kg | "
-                             f"{warranty} | {note}")
+                lines.append(
+                    f"{sku} | {name} {kind}, size {size} | {price:.2f} | {weight} kg | "
+                    f"{warranty} | {note}"
+                )
     return "\n".join(lines)
 
 
@@ -113,7 +116,10 @@ def support_request(model: str = "gpt-4o-mini") -> dict:
         "tools": [dict(t) for t in TOOLS],
         "messages": [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": "Hi, my tent arrived with a broken pole. Order NW-2024-118842."},
+            {
+                "role": "user",
+                "content": "Hi, my tent arrived with a broken pole. Order NW-2024-118842.",
+            },
             {
                 "role": "assistant",
                 "content": None,
@@ -141,7 +147,10 @@ def support_request(model: str = "gpt-4o-mini") -> dict:
                 "November 12, so it is within the 30-day window and covered as a defect "
                 "(policy 2). Would you like a replacement or a refund?",
             },
-            {"role": "user", "content": "A refund please. Do I have to pay for the return shipping?"},
+            {
+                "role": "user",
+                "content": "A refund please. Do I have to pay for the return shipping?",
+            },
         ],
     }
 

@@ -58,12 +58,12 @@ class Catalog(_core.Catalog):
         self.source = source
 
     @classmethod
-    def default(cls) -> "Catalog":
+    def default(cls) -> Catalog:
         """The catalog shipped with thrifty (prices read on the date in ``policy['read_on']``)."""
         return _default_catalog()
 
     @classmethod
-    def from_yaml(cls, path: PathLike) -> "Catalog":
+    def from_yaml(cls, path: PathLike) -> Catalog:
         """Loads a policy file; errors name the file, line and field."""
         path = Path(path)
         kwargs_list, sections, doc = _policy_file.read_policy(path)
@@ -82,7 +82,7 @@ class Catalog(_core.Catalog):
             raise InvalidArgumentError(f"{where}: {message}") from None
 
     @classmethod
-    def from_litellm(cls, path: PathLike) -> "Catalog":
+    def from_litellm(cls, path: PathLike) -> Catalog:
         """Loads LiteLLM's model_prices_and_context_window.json schema.
 
         Chat/completion models with per-token prices are kept; embedding, image and audio
@@ -94,8 +94,13 @@ class Catalog(_core.Catalog):
         specs = [ModelSpec(**kwargs) for kwargs in kwargs_list]
         return cls(specs, policy={"skipped": skipped}, source=str(path))
 
-    def cheapest_first(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
-                       include_deprecated: bool = False):
+    def cheapest_first(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        include_deprecated: bool = False,
+    ):
         """(cost_usd, ModelSpec) for a call of this size on every model, cheapest first."""
         usage = _core.Usage(
             input_tokens=input_tokens - cached_input_tokens,

@@ -1,4 +1,5 @@
 """The `thrifty` command line."""
+
 import sys
 
 

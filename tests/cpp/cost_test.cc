@@ -1,9 +1,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "test_util.h"
-
 #include "nlohmann/json.hpp"
+#include "test_util.h"
 #include "thrifty/cost/pricing.h"
 #include "thrifty/cost/usage.h"
 

@@ -1,9 +1,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "test_util.h"
-
 #include "nlohmann/json.hpp"
+#include "test_util.h"
 #include "thrifty/request/canonical_json.h"
 #include "thrifty/request/request_key.h"
 #include "thrifty/request/token_estimate.h"
@@ -29,7 +28,8 @@ json Chat() {
 }
 
 TEST(CanonicalJsonTest, SortsKeysAndNormalizesNumbers) {
-  const json value = json::parse(R"({"b": [1.0, -0.0, 0.5, 1e21, 3], "a": {"y": true, "x": null}})");
+  const json value =
+      json::parse(R"({"b": [1.0, -0.0, 0.5, 1e21, 3], "a": {"y": true, "x": null}})");
   EXPECT_EQ(*CanonicalJson(value), R"({"a":{"x":null,"y":true},"b":[1,0,0.5,1e+21,3]})");
 }
 

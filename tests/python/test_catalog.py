@@ -27,7 +27,12 @@ def test_model_spec_keyword_construction_and_fields():
         quality={"code": 0.9, "chat": 0.8},
         aliases=("claude-x-latest",),
     )
-    assert (s.name, s.provider, s.input_per_mtok, s.output_per_mtok) == ("claude-x", "anthropic", 3.0, 15.0)
+    assert (s.name, s.provider, s.input_per_mtok, s.output_per_mtok) == (
+        "claude-x",
+        "anthropic",
+        3.0,
+        15.0,
+    )
     assert s.cached_input_per_mtok == 0.3 and s.cache_write_1h_per_mtok == 6.0
     assert s.context_window == 200_000 and s.max_output_tokens == 64_000
     assert s.quality == {"chat": 0.8, "code": 0.9}
@@ -63,7 +68,9 @@ def test_model_spec_requires_prices():
 
 
 def test_lookup_by_name_alias_case_and_provider_prefix():
-    catalog = thrifty.Catalog([spec("gpt-4o", aliases=("gpt-4o-2024-08-06",)), spec("claude-x", "anthropic")])
+    catalog = thrifty.Catalog(
+        [spec("gpt-4o", aliases=("gpt-4o-2024-08-06",)), spec("claude-x", "anthropic")]
+    )
     assert catalog.get("gpt-4o-2024-08-06").name == "gpt-4o"
     assert catalog.get("GPT-4O").name == "gpt-4o"
     assert catalog.get("anthropic/claude-x").name == "claude-x"
@@ -73,14 +80,18 @@ def test_lookup_by_name_alias_case_and_provider_prefix():
 
 
 def test_unknown_model_lists_closest_names():
-    catalog = thrifty.Catalog([spec("gpt-4o-mini"), spec("gpt-4o"), spec("claude-sonnet-4-5", "anthropic")])
+    catalog = thrifty.Catalog(
+        [spec("gpt-4o-mini"), spec("gpt-4o"), spec("claude-sonnet-4-5", "anthropic")]
+    )
     with pytest.raises(thrifty.NotFoundError) as info:
         catalog.get("claude-sonnet")
     assert "closest in the catalog: claude-sonnet-4-5" in str(info.value)
 
 
 def test_duplicate_alias_is_rejected():
-    with pytest.raises(thrifty.InvalidArgumentError, match="alias 'A' is already used by model 'a'"):
+    with pytest.raises(
+        thrifty.InvalidArgumentError, match="alias 'A' is already used by model 'a'"
+    ):
         thrifty.Catalog([spec("a"), spec("b", aliases=("A",))])
 
 
@@ -153,19 +164,34 @@ def test_from_yaml_loads_models_and_sections(write):
     "text,expected",
     [
         ("models:\n  - name: a\n    provider: [x\n", r"p.yaml:\d+:\d+: malformed YAML"),
-        (GOOD.replace("output_per_mtok: 15", "output_per_mtok: -15"),
-         r"p.yaml:14: models\[1\]\.output_per_mtok: expected a number >= 0"),
-        (GOOD.replace("    output_per_mtok: 0.40\n", ""),
-         r"p.yaml:4: models\[0\]: missing required field 'output_per_mtok'"),
-        (GOOD.replace("input_per_mtok: 3", "input_per_mtk: 3"),
-         r"p.yaml:13: models\[1\]: unknown field 'input_per_mtk' \(did you mean 'input_per_mtok'\?\)"),
-        (GOOD.replace("input_per_mtok: 3", "input_per_mtok: three"),
-         r"p.yaml:13: models\[1\]\.input_per_mtok: expected a number >= 0 .* got 'three'"),
-        (GOOD.replace("quality: {chat: 0.7}", "quality: {chat: 1.7}"),
-         r"p.yaml:9: models\[0\]: model 'small': quality\['chat'\] must be in \[0, 1\]"),
-        (GOOD.replace("aliases: [big-latest]", "aliases: [small]"),
-         r"p.yaml:10: models\[1\] 'big': alias 'small' is already used"),
-        (GOOD.replace("routing:", "routng:"), r"p.yaml:15: unknown top-level field 'routng' \(did you mean 'routing'\?\)"),
+        (
+            GOOD.replace("output_per_mtok: 15", "output_per_mtok: -15"),
+            r"p.yaml:14: models\[1\]\.output_per_mtok: expected a number >= 0",
+        ),
+        (
+            GOOD.replace("    output_per_mtok: 0.40\n", ""),
+            r"p.yaml:4: models\[0\]: missing required field 'output_per_mtok'",
+        ),
+        (
+            GOOD.replace("input_per_mtok: 3", "input_per_mtk: 3"),
+            r"p.yaml:13: models\[1\]: unknown field 'input_per_mtk' \(did you mean 'input_per_mtok'\?\)",
+        ),
+        (
+            GOOD.replace("input_per_mtok: 3", "input_per_mtok: three"),
+            r"p.yaml:13: models\[1\]\.input_per_mtok: expected a number >= 0 .* got 'three'",
+        ),
+        (
+            GOOD.replace("quality: {chat: 0.7}", "quality: {chat: 1.7}"),
+            r"p.yaml:9: models\[0\]: model 'small': quality\['chat'\] must be in \[0, 1\]",
+        ),
+        (
+            GOOD.replace("aliases: [big-latest]", "aliases: [small]"),
+            r"p.yaml:10: models\[1\] 'big': alias 'small' is already used",
+        ),
+        (
+            GOOD.replace("routing:", "routng:"),
+            r"p.yaml:15: unknown top-level field 'routng' \(did you mean 'routing'\?\)",
+        ),
         ("- just a list\n", r"p.yaml:1: a policy file must be a mapping"),
         ("models: []\n", r"p.yaml:1: 'models' must be a non-empty list"),
     ],
@@ -185,19 +211,33 @@ def test_from_yaml_missing_file(tmp_path):
 LITELLM = {
     "sample_spec": {"input_cost_per_token": 0, "output_cost_per_token": 0},
     "gpt-4o": {
-        "litellm_provider": "openai", "mode": "chat", "max_input_tokens": 128000,
-        "max_output_tokens": 16384, "input_cost_per_token": 2.5e-06,
-        "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 1.25e-06,
-        "supports_vision": True, "some_future_field": {"x": 1},
+        "litellm_provider": "openai",
+        "mode": "chat",
+        "max_input_tokens": 128000,
+        "max_output_tokens": 16384,
+        "input_cost_per_token": 2.5e-06,
+        "output_cost_per_token": 1e-05,
+        "cache_read_input_token_cost": 1.25e-06,
+        "supports_vision": True,
+        "some_future_field": {"x": 1},
     },
     "claude-sonnet-4-5": {
-        "litellm_provider": "anthropic", "mode": "chat", "max_input_tokens": 200000,
-        "max_output_tokens": 64000, "input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
-        "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06,
+        "litellm_provider": "anthropic",
+        "mode": "chat",
+        "max_input_tokens": 200000,
+        "max_output_tokens": 64000,
+        "input_cost_per_token": 3e-06,
+        "output_cost_per_token": 1.5e-05,
+        "cache_read_input_token_cost": 3e-07,
+        "cache_creation_input_token_cost": 3.75e-06,
         "cache_creation_input_token_cost_above_1hr": 6e-06,
     },
-    "text-embedding-3-small": {"litellm_provider": "openai", "mode": "embedding",
-                               "input_cost_per_token": 2e-08, "output_cost_per_token": 0},
+    "text-embedding-3-small": {
+        "litellm_provider": "openai",
+        "mode": "embedding",
+        "input_cost_per_token": 2e-08,
+        "output_cost_per_token": 0,
+    },
     "dall-e-3": {"litellm_provider": "openai", "mode": "image_generation"},
 }
 
@@ -218,6 +258,8 @@ def test_from_litellm_errors(write):
         thrifty.Catalog.from_litellm(write("bad.json", '{\n  "a": {\n    "x": ,\n  }\n}'))
     broken = dict(LITELLM)
     broken["gpt-4o"] = dict(LITELLM["gpt-4o"], output_cost_per_token=-1)
-    with pytest.raises(thrifty.InvalidArgumentError,
-                       match=r"p.json:\d+: 'gpt-4o'.output_cost_per_token: expected a number >= 0"):
+    with pytest.raises(
+        thrifty.InvalidArgumentError,
+        match=r"p.json:\d+: 'gpt-4o'.output_cost_per_token: expected a number >= 0",
+    ):
         thrifty.Catalog.from_litellm(write("p.json", json.dumps(broken, indent=4)))

@@ -16,7 +16,9 @@ def money(cell: str) -> float:
 
 def test_demo_prints_the_catalog_cheapest_first(thrifty_cli):
     out = run(thrifty_cli, "demo").stdout
-    rows = [line.split() for line in out.splitlines() if re.match(r"^\S+\s+\w+\s+[\d,]+\s+\$", line)]
+    rows = [
+        line.split() for line in out.splitlines() if re.match(r"^\S+\s+\w+\s+[\d,]+\s+\$", line)
+    ]
     catalog = thrifty.Catalog.default()
     active = [m for m in catalog.models() if not m.deprecated]
     assert len(rows) == len(active) >= 12
@@ -36,9 +38,12 @@ def test_models_and_key_and_cost(thrifty_cli, write):
     request = _samples.support_request()
     path = write("req.json", json.dumps(request))
     assert run(thrifty_cli, "key", str(path)).stdout.strip() == thrifty.request_key(request)
-    assert run(thrifty_cli, "key", str(path), "--namespace", "t").stdout.strip() == thrifty.request_key(
-        request, namespace="t")
-    rows = json.loads(run(thrifty_cli, "cost", str(path), "--json", "--cached-tokens", "4000").stdout)
+    assert run(
+        thrifty_cli, "key", str(path), "--namespace", "t"
+    ).stdout.strip() == thrifty.request_key(request, namespace="t")
+    rows = json.loads(
+        run(thrifty_cli, "cost", str(path), "--json", "--cached-tokens", "4000").stdout
+    )
     assert rows[0]["cost_cached_prefix_usd"] < rows[0]["cost_usd"]
 
 
@@ -47,7 +52,10 @@ def test_cli_errors_are_one_line_with_exit_code_2(thrifty_cli, write):
     result = run(thrifty_cli, "key", str(bad), check=False)
     assert result.returncode == 2
     assert re.search(r"bad.json:1:\d+: malformed JSON", result.stderr)
-    policy = write("p.yaml", "models:\n  - name: x\n    provider: openai\n    input_per_mtok: -1\n"
-                             "    output_per_mtok: 1\n")
+    policy = write(
+        "p.yaml",
+        "models:\n  - name: x\n    provider: openai\n    input_per_mtok: -1\n"
+        "    output_per_mtok: 1\n",
+    )
     result = run(thrifty_cli, "models", "--policy", str(policy), check=False)
     assert result.returncode == 2 and "p.yaml:4:" in result.stderr

@@ -14,7 +14,10 @@ def chat(**overrides):
     request = {
         "model": "gpt-4o-mini",
         "temperature": 0.2,
-        "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "2+2?"}],
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "2+2?"},
+        ],
     }
     request.update(overrides)
     return request
@@ -25,16 +28,26 @@ def test_key_is_32_hex_and_deterministic_across_processes():
     assert re.fullmatch(r"[0-9a-f]{32}", key)
     # Keys are shared through Redis by many processes: they must not depend on the process.
     code = "import thrifty, json, sys; print(thrifty.request_key(json.loads(sys.argv[1])))"
-    other = subprocess.run([sys.executable, "-c", code, json.dumps(chat())], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(chat())], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert other == key
 
 
 @pytest.mark.parametrize(
     "field,value",
-    [("stream", True), ("stream_options", {"include_usage": True}), ("user", "u1"), ("metadata", {"a": 1}),
-     ("timeout", 30), ("extra_headers", {"X": "1"}), ("prompt_cache_key", "k"), ("service_tier", "flex"),
-     ("store", True), ("safety_identifier", "s")],
+    [
+        ("stream", True),
+        ("stream_options", {"include_usage": True}),
+        ("user", "u1"),
+        ("metadata", {"a": 1}),
+        ("timeout", 30),
+        ("extra_headers", {"X": "1"}),
+        ("prompt_cache_key", "k"),
+        ("service_tier", "flex"),
+        ("store", True),
+        ("safety_identifier", "s"),
+    ],
 )
 def test_fields_that_do_not_change_the_answer_are_ignored(field, value):
     assert thrifty.request_key(chat(**{field: value})) == thrifty.request_key(chat())
@@ -42,9 +55,20 @@ def test_fields_that_do_not_change_the_answer_are_ignored(field, value):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("model", "gpt-4o"), ("temperature", 0.3), ("top_p", 0.5), ("seed", 1), ("max_tokens", 5), ("n", 2),
-     ("tools", [{"type": "function", "function": {"name": "f"}}]), ("tool_choice", "required"),
-     ("response_format", {"type": "json_object"}), ("stop", ["x"]), ("logprobs", True), ("new_param", 1)],
+    [
+        ("model", "gpt-4o"),
+        ("temperature", 0.3),
+        ("top_p", 0.5),
+        ("seed", 1),
+        ("max_tokens", 5),
+        ("n", 2),
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("tool_choice", "required"),
+        ("response_format", {"type": "json_object"}),
+        ("stop", ["x"]),
+        ("logprobs", True),
+        ("new_param", 1),
+    ],
 )
 def test_fields_that_change_the_answer_change_the_key(field, value):
     assert thrifty.request_key(chat(**{field: value})) != thrifty.request_key(chat())
@@ -53,7 +77,9 @@ def test_fields_that_change_the_answer_change_the_key(field, value):
 def test_namespace_and_message_content_are_in_the_key():
     base = thrifty.request_key(chat())
     assert thrifty.request_key(chat(), namespace="tenant-a") != base
-    assert thrifty.request_key(chat(), namespace="tenant-a") != thrifty.request_key(chat(), namespace="tenant-b")
+    assert thrifty.request_key(chat(), namespace="tenant-a") != thrifty.request_key(
+        chat(), namespace="tenant-b"
+    )
     other = chat()
     other["messages"][0]["content"] = "You are verbose."
     assert thrifty.request_key(other) != base
@@ -61,21 +87,46 @@ def test_namespace_and_message_content_are_in_the_key():
 
 def test_normalization_key_order_numbers_tuples_and_text_blocks():
     a = {"model": "m", "temperature": 1, "messages": [{"role": "user", "content": "hi"}]}
-    b = {"messages": ({"content": [{"type": "text", "text": "hi"}], "role": "user"},), "temperature": 1.0,
-         "model": "m"}
+    b = {
+        "messages": ({"content": [{"type": "text", "text": "hi"}], "role": "user"},),
+        "temperature": 1.0,
+        "model": "m",
+    }
     assert thrifty.request_key(a) == thrifty.request_key(b)
-    assert thrifty.canonical_request(a) == '{"messages":[{"content":"hi","role":"user"}],"model":"m","temperature":1}'
+    assert (
+        thrifty.canonical_request(a)
+        == '{"messages":[{"content":"hi","role":"user"}],"model":"m","temperature":1}'
+    )
     # true is not 1 in JSON; a different value must not collide.
-    assert thrifty.request_key({"model": "m", "x": True}) != thrifty.request_key({"model": "m", "x": 1})
+    assert thrifty.request_key({"model": "m", "x": True}) != thrifty.request_key(
+        {"model": "m", "x": 1}
+    )
 
 
 def test_anthropic_cache_control_markers_do_not_change_the_key():
-    plain = {"model": "claude-x", "max_tokens": 10, "system": "Be brief.",
-             "messages": [{"role": "user", "content": "hi"}]}
-    marked = {"model": "claude-x", "max_tokens": 10,
-              "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
-              "messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
-                                                         "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]}
+    plain = {
+        "model": "claude-x",
+        "max_tokens": 10,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    marked = {
+        "model": "claude-x",
+        "max_tokens": 10,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "hi",
+                        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                    }
+                ],
+            }
+        ],
+    }
     assert thrifty.request_key(plain) == thrifty.request_key(marked)
 
 
@@ -91,7 +142,9 @@ def test_sdk_objects_inside_requests_are_dumped():
 def test_bad_requests_get_clear_errors():
     with pytest.raises(TypeError, match="request_key: request must be a dict"):
         thrifty.request_key([{"role": "user"}])
-    with pytest.raises(TypeError, match=r"request\['messages'\]\[0\]\['content'\]: cannot convert bytes"):
+    with pytest.raises(
+        TypeError, match=r"request\['messages'\]\[0\]\['content'\]: cannot convert bytes"
+    ):
         thrifty.request_key({"messages": [{"content": b"x"}]})
     with pytest.raises(TypeError, match="dict key of type int"):
         thrifty.request_key({"logit_bias": {50256: -100}})

@@ -5,9 +5,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "thrifty/base/strings.h"
 #include "absl/strings/str_join.h"
 #include "thrifty/base/status_macros.h"
+#include "thrifty/base/strings.h"
 
 namespace thrifty::catalog {
 namespace {
@@ -66,10 +66,10 @@ absl::StatusOr<Catalog> Catalog::Create(std::vector<ModelSpec> models) {
     auto add = [&](const std::string& key, std::string_view what) -> absl::Status {
       auto [it, inserted] = catalog.index_.emplace(AsciiLower(key), i);
       if (!inserted) {
-        return absl::InvalidArgumentError(StrCat(
-            "models[", i, "] '", spec.name, "': ", what, " '", key,
-            "' is already used by model '", catalog.models_[it->second].name,
-            "'; names and aliases must be unique (case-insensitive)"));
+        return absl::InvalidArgumentError(
+            StrCat("models[", i, "] '", spec.name, "': ", what, " '", key,
+                   "' is already used by model '", catalog.models_[it->second].name,
+                   "'; names and aliases must be unique (case-insensitive)"));
       }
       return absl::OkStatus();
     };
@@ -108,9 +108,9 @@ absl::StatusOr<const ModelSpec*> Catalog::Get(std::string_view name_or_alias) co
                                       "policy file"));
   }
   return absl::NotFoundError(StrCat(
-      "unknown model '", name_or_alias, "'; closest in the catalog: ",
-      absl::StrJoin(ClosestNames(name_or_alias, names, 3), ", "), " (", models_.size(),
-      " models; add one with a ModelSpec or a policy file)"));
+      "unknown model '", name_or_alias,
+      "'; closest in the catalog: ", absl::StrJoin(ClosestNames(name_or_alias, names, 3), ", "),
+      " (", models_.size(), " models; add one with a ModelSpec or a policy file)"));
 }
 
 }  // namespace thrifty::catalog

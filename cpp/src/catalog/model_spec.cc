@@ -11,7 +11,7 @@ absl::Status CheckPrice(const ModelSpec& spec, std::string_view field, double va
   if (!std::isfinite(value) || value < 0.0) {
     return absl::InvalidArgumentError(
         StrCat("model '", spec.name, "': ", field,
-                     " must be a finite number >= 0 (USD per million tokens), got ", value));
+               " must be a finite number >= 0 (USD per million tokens), got ", value));
   }
   return absl::OkStatus();
 }
@@ -24,8 +24,8 @@ absl::Status CheckOptionalPrice(const ModelSpec& spec, std::string_view field,
 absl::Status CheckPositive(const ModelSpec& spec, std::string_view field,
                            const std::optional<int64_t>& value) {
   if (value.has_value() && *value <= 0) {
-    return absl::InvalidArgumentError(StrCat("model '", spec.name, "': ", field,
-                                                   " must be a positive integer, got ", *value));
+    return absl::InvalidArgumentError(
+        StrCat("model '", spec.name, "': ", field, " must be a positive integer, got ", *value));
   }
   return absl::OkStatus();
 }
@@ -37,8 +37,8 @@ absl::Status ValidateModelSpec(const ModelSpec& spec) {
     return absl::InvalidArgumentError("model name must be a non-empty string");
   }
   if (spec.provider.empty()) {
-    return absl::InvalidArgumentError(StrCat(
-        "model '", spec.name, "': provider must be a non-empty string (e.g. 'openai')"));
+    return absl::InvalidArgumentError(
+        StrCat("model '", spec.name, "': provider must be a non-empty string (e.g. 'openai')"));
   }
   for (const auto& status :
        {CheckPrice(spec, "input_per_mtok", spec.input_per_mtok),
@@ -52,9 +52,9 @@ absl::Status ValidateModelSpec(const ModelSpec& spec) {
   }
   if (spec.context_window && spec.max_output_tokens &&
       *spec.max_output_tokens > *spec.context_window) {
-    return absl::InvalidArgumentError(
-        StrCat("model '", spec.name, "': max_output_tokens (", *spec.max_output_tokens,
-                     ") exceeds context_window (", *spec.context_window, ")"));
+    return absl::InvalidArgumentError(StrCat("model '", spec.name, "': max_output_tokens (",
+                                             *spec.max_output_tokens, ") exceeds context_window (",
+                                             *spec.context_window, ")"));
   }
   for (const auto& [category, prior] : spec.quality) {
     if (category.empty()) {
@@ -62,9 +62,8 @@ absl::Status ValidateModelSpec(const ModelSpec& spec) {
           StrCat("model '", spec.name, "': quality has an empty category name"));
     }
     if (!std::isfinite(prior) || prior < 0.0 || prior > 1.0) {
-      return absl::InvalidArgumentError(StrCat("model '", spec.name, "': quality['",
-                                                     category, "'] must be in [0, 1], got ",
-                                                     prior));
+      return absl::InvalidArgumentError(StrCat("model '", spec.name, "': quality['", category,
+                                               "'] must be in [0, 1], got ", prior));
     }
   }
   for (const auto& alias : spec.aliases) {

@@ -5,9 +5,9 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "thrifty/base/strings.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/base/status_macros.h"
+#include "thrifty/base/strings.h"
 
 namespace thrifty::cost {
 namespace {
@@ -34,9 +34,9 @@ absl::StatusOr<int64_t> Count(const json& obj, std::string_view provider,
       return static_cast<int64_t>(value);
     }
   }
-  return absl::InvalidArgumentError(
-      StrCat(provider, " usage field '", where,
-                   "' must be a non-negative integer token count, got ", node->dump()));
+  return absl::InvalidArgumentError(StrCat(provider, " usage field '", where,
+                                           "' must be a non-negative integer token count, got ",
+                                           node->dump()));
 }
 
 // The usage object inside `report`: the report itself, or its usage/usageMetadata member.
@@ -44,8 +44,8 @@ absl::StatusOr<const json*> UsageObject(const json& report, std::string_view pro
                                         std::initializer_list<std::string_view> wrappers) {
   if (!report.is_object()) {
     return absl::InvalidArgumentError(StrCat(provider, " usage must be an object, got ",
-                                                   report.type_name(), ": ",
-                                                   report.dump().substr(0, 80)));
+                                             report.type_name(), ": ",
+                                             report.dump().substr(0, 80)));
   }
   for (std::string_view wrapper : wrappers) {
     if (auto it = report.find(wrapper); it != report.end() && it->is_object()) return &*it;
@@ -57,8 +57,8 @@ absl::Status CheckSubset(std::string_view provider, std::string_view part, int64
                          std::string_view whole, int64_t whole_value) {
   if (part_value > whole_value) {
     return absl::InvalidArgumentError(StrCat(provider, " usage: ", part, " (", part_value,
-                                                   ") exceeds ", whole, " (", whole_value,
-                                                   ") which includes it"));
+                                             ") exceeds ", whole, " (", whole_value,
+                                             ") which includes it"));
   }
   return absl::OkStatus();
 }
@@ -92,8 +92,7 @@ absl::Status ValidateUsage(const Usage& usage) {
       {"reasoning_tokens", usage.reasoning_tokens}};
   for (const auto& [name, value] : fields) {
     if (value < 0) {
-      return absl::InvalidArgumentError(
-          StrCat("Usage.", name, " must be >= 0, got ", value));
+      return absl::InvalidArgumentError(StrCat("Usage.", name, " must be >= 0, got ", value));
     }
   }
   return CheckSubset("Usage", "reasoning_tokens", usage.reasoning_tokens, "output_tokens",
@@ -114,16 +113,16 @@ absl::StatusOr<Usage> UsageFromOpenAI(const json& report) {
     THRIFTY_ASSIGN_OR_RETURN(output, Count(*u, kP, {"completion_tokens"}));
     THRIFTY_ASSIGN_OR_RETURN(reasoning,
                              Count(*u, kP, {"completion_tokens_details", "reasoning_tokens"}));
-    THRIFTY_RETURN_IF_ERROR(CheckSubset(kP, "prompt_tokens_details.cached_tokens", cached,
-                                        "prompt_tokens", prompt));
+    THRIFTY_RETURN_IF_ERROR(
+        CheckSubset(kP, "prompt_tokens_details.cached_tokens", cached, "prompt_tokens", prompt));
   } else {  // Responses API
     THRIFTY_ASSIGN_OR_RETURN(prompt, Count(*u, kP, {"input_tokens"}));
     THRIFTY_ASSIGN_OR_RETURN(cached, Count(*u, kP, {"input_tokens_details", "cached_tokens"}));
     THRIFTY_ASSIGN_OR_RETURN(output, Count(*u, kP, {"output_tokens"}));
     THRIFTY_ASSIGN_OR_RETURN(reasoning,
                              Count(*u, kP, {"output_tokens_details", "reasoning_tokens"}));
-    THRIFTY_RETURN_IF_ERROR(CheckSubset(kP, "input_tokens_details.cached_tokens", cached,
-                                        "input_tokens", prompt));
+    THRIFTY_RETURN_IF_ERROR(
+        CheckSubset(kP, "input_tokens_details.cached_tokens", cached, "input_tokens", prompt));
   }
   usage.input_tokens = prompt - cached;
   usage.cached_input_tokens = cached;
@@ -162,8 +161,7 @@ absl::StatusOr<Usage> UsageFromGemini(const json& report) {
   auto count = [&](std::string_view camel, std::string_view snake_name) {
     return Count(*u, kP, {snake ? snake_name : camel});
   };
-  THRIFTY_ASSIGN_OR_RETURN(const int64_t prompt,
-                           count("promptTokenCount", "prompt_token_count"));
+  THRIFTY_ASSIGN_OR_RETURN(const int64_t prompt, count("promptTokenCount", "prompt_token_count"));
   THRIFTY_ASSIGN_OR_RETURN(const int64_t cached,
                            count("cachedContentTokenCount", "cached_content_token_count"));
   THRIFTY_ASSIGN_OR_RETURN(const int64_t tool_prompt,
@@ -227,8 +225,8 @@ absl::StatusOr<Usage> UsageFromProvider(std::string_view provider, const json& r
       if (HasAny(*u, {"prompt_cache_hit_tokens", "prompt_cache_miss_tokens"})) {
         return UsageFromDeepSeek(*u);
       }
-      if (HasAny(*u, {"cache_creation_input_tokens", "cache_read_input_tokens",
-                      "cache_creation"})) {
+      if (HasAny(*u,
+                 {"cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation"})) {
         return UsageFromAnthropic(*u);
       }
     }

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "thrifty/base/strings.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/base/status_macros.h"
+#include "thrifty/base/strings.h"
 
 namespace thrifty::request {
 
@@ -52,13 +52,27 @@ void AppendJsonString(std::string_view text, std::string& out) {
     out.append(text.data() + run_start, i - run_start);
     run_start = ++i;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
       default: {
         const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
         out.append(escaped, sizeof(escaped));
@@ -87,17 +101,27 @@ bool AppendCanonicalNumber(double number, std::string& out) {
 absl::Status AppendCanonicalJson(const nlohmann::json& value, std::string& out) {
   using Type = nlohmann::json::value_t;
   switch (value.type()) {
-    case Type::null: out.append("null"); break;
-    case Type::boolean: out.append(value.get<bool>() ? "true" : "false"); break;
-    case Type::number_integer: StrAppend(&out, value.get<int64_t>()); break;
-    case Type::number_unsigned: StrAppend(&out, value.get<uint64_t>()); break;
+    case Type::null:
+      out.append("null");
+      break;
+    case Type::boolean:
+      out.append(value.get<bool>() ? "true" : "false");
+      break;
+    case Type::number_integer:
+      StrAppend(&out, value.get<int64_t>());
+      break;
+    case Type::number_unsigned:
+      StrAppend(&out, value.get<uint64_t>());
+      break;
     case Type::number_float:
       if (!AppendCanonicalNumber(value.get<double>(), out)) {
         return absl::InvalidArgumentError(
             StrCat("JSON number must be finite, got ", value.get<double>()));
       }
       break;
-    case Type::string: AppendJsonString(value.get_ref<const std::string&>(), out); break;
+    case Type::string:
+      AppendJsonString(value.get_ref<const std::string&>(), out);
+      break;
     case Type::array: {
       out.push_back('[');
       bool first = true;

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "thrifty/base/strings.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/base/status_macros.h"
+#include "thrifty/base/strings.h"
 #include "thrifty/request/canonical_json.h"
 #include "xxhash.h"
 
@@ -99,9 +99,9 @@ absl::Status AppendList(const json& list, std::string& out, AppendElement append
 
 absl::Status AppendCanonicalRequest(const json& request, std::string& out) {
   if (!request.is_object()) {
-    return absl::InvalidArgumentError(StrCat(
-        "request must be a JSON object (an OpenAI chat or Anthropic messages request), got ",
-        request.type_name()));
+    return absl::InvalidArgumentError(
+        StrCat("request must be a JSON object (an OpenAI chat or Anthropic messages request), got ",
+               request.type_name()));
   }
   out.push_back('{');
   bool first = true;
@@ -122,8 +122,7 @@ absl::Status AppendCanonicalRequest(const json& request, std::string& out) {
       status = AppendCanonicalJson(element, out);
     }
     if (!status.ok()) {
-      return absl::InvalidArgumentError(
-          StrCat("request field '", key, "': ", status.message()));
+      return absl::InvalidArgumentError(StrCat("request field '", key, "': ", status.message()));
     }
   }
   out.push_back('}');

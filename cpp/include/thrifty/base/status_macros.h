@@ -12,18 +12,17 @@
 #define THRIFTY_STATUS_CONCAT_(a, b) THRIFTY_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` from the enclosing function when it is not OK.
-#define THRIFTY_RETURN_IF_ERROR(expr)            \
-  do {                                           \
-    ::absl::Status thrifty_status_ = (expr);     \
-    if (!thrifty_status_.ok()) {                 \
-      return thrifty_status_;                    \
-    }                                            \
+#define THRIFTY_RETURN_IF_ERROR(expr)        \
+  do {                                       \
+    ::absl::Status thrifty_status_ = (expr); \
+    if (!thrifty_status_.ok()) {             \
+      return thrifty_status_;                \
+    }                                        \
   } while (false)
 
 // `lhs = value of rexpr`, or returns its status from the enclosing function.
-#define THRIFTY_ASSIGN_OR_RETURN(lhs, rexpr)                                             \
-  THRIFTY_ASSIGN_OR_RETURN_IMPL_(THRIFTY_STATUS_CONCAT_(thrifty_statusor_, __LINE__), lhs, \
-                                 rexpr)
+#define THRIFTY_ASSIGN_OR_RETURN(lhs, rexpr) \
+  THRIFTY_ASSIGN_OR_RETURN_IMPL_(THRIFTY_STATUS_CONCAT_(thrifty_statusor_, __LINE__), lhs, rexpr)
 
 #define THRIFTY_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                   \

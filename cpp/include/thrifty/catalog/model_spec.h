@@ -43,9 +43,7 @@ struct ModelSpec {
 
   double CachedInputPrice() const { return cached_input_per_mtok.value_or(input_per_mtok); }
   double CacheWrite5mPrice() const { return cache_write_5m_per_mtok.value_or(input_per_mtok); }
-  double CacheWrite1hPrice() const {
-    return cache_write_1h_per_mtok.value_or(CacheWrite5mPrice());
-  }
+  double CacheWrite1hPrice() const { return cache_write_1h_per_mtok.value_or(CacheWrite5mPrice()); }
 
   friend bool operator==(const ModelSpec&, const ModelSpec&) = default;
 };

@@ -27,9 +27,9 @@
 namespace thrifty::request {
 
 inline constexpr std::array<std::string_view, 12> kIgnoredRequestFields = {
-    "extra_headers", "extra_query", "metadata",          "prompt_cache_key",
-    "prompt_cache_retention", "safety_identifier", "service_tier", "store",
-    "stream",        "stream_options", "timeout",        "user"};
+    "extra_headers",     "extra_query",  "metadata", "prompt_cache_key", "prompt_cache_retention",
+    "safety_identifier", "service_tier", "store",    "stream",           "stream_options",
+    "timeout",           "user"};
 
 struct Key128 {
   uint64_t high = 0;

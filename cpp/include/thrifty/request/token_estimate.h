@@ -33,14 +33,14 @@ inline constexpr size_t kTokenTableWords = 14;
 
 struct TokenFeatures {
   std::array<double, kTokenTableWords + 1> word_counts{};  // letter runs by length (capped)
-  double digit_groups = 0;      // runs of digits, in groups of 3
-  double punct_runs = 0;        // runs of ASCII punctuation
-  double punct_chars = 0;       // ASCII punctuation characters
-  double newline_runs = 0;      // whitespace runs holding a newline
-  double space_runs = 0;        // other whitespace runs not absorbed by the next word
-  double cjk_chars = 0;         // Han, kana, Hangul code points
-  double other_chars = 0;       // other non-ASCII code points
-  double long_word_chars = 0;   // letters beyond the capped length (identifiers, base64)
+  double digit_groups = 0;                                 // runs of digits, in groups of 3
+  double punct_runs = 0;                                   // runs of ASCII punctuation
+  double punct_chars = 0;                                  // ASCII punctuation characters
+  double newline_runs = 0;                                 // whitespace runs holding a newline
+  double space_runs = 0;       // other whitespace runs not absorbed by the next word
+  double cjk_chars = 0;        // Han, kana, Hangul code points
+  double other_chars = 0;      // other non-ASCII code points
+  double long_word_chars = 0;  // letters beyond the capped length (identifiers, base64)
 };
 
 TokenFeatures ExtractTokenFeatures(std::string_view text);
