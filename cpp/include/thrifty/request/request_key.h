@@ -40,6 +40,13 @@ struct Key128 {
   friend bool operator==(const Key128&, const Key128&) = default;
 };
 
+// For hash maps keyed by Key128 (the key is already a hash: fold its halves).
+struct Key128Hash {
+  size_t operator()(const Key128& key) const {
+    return key.low ^ (key.high * 0x9E3779B97F4A7C15ULL);
+  }
+};
+
 // The canonical text the key is computed over (without header and namespace). Errors:
 // InvalidArgument when `request` is not an object or holds a non-finite number.
 absl::StatusOr<std::string> CanonicalRequest(const nlohmann::json& request);

@@ -1,0 +1,66 @@
+// VectorPartition: the vectors of one cache scope, searchable exactly or through HNSW.
+// Internal to the cache area.
+//
+// Slots hold L2-normalized vectors contiguously. In flat mode a removed slot is zeroed (it can
+// never reach a positive threshold) and reused. In HNSW mode slots are append-only and labels
+// equal slots; removals are tombstones, and the index is compacted and rebuilt when tombstones
+// pass a quarter of it. Search always recomputes similarities from the slot vectors.
+//
+// Thread-safety: thread-compatible. Concurrent const calls (Search) are safe; the owner
+// serializes mutations against everything else.
+#ifndef THRIFTY_CACHE_VECTOR_PARTITION_H_
+#define THRIFTY_CACHE_VECTOR_PARTITION_H_
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace faiss {
+struct IndexHNSWFlat;
+}  // namespace faiss
+
+namespace thrifty::cache::internal {
+
+struct PartitionConfig {
+  size_t dim = 0;
+  bool ann_always = false;     // HNSW from the first vector
+  size_t ann_min_entries = 0;  // 0: never (flat only)
+  int hnsw_m = 32;
+  int hnsw_ef_construction = 40;
+  int hnsw_ef_search = 96;
+};
+
+class VectorPartition {
+ public:
+  explicit VectorPartition(PartitionConfig config);
+  ~VectorPartition();
+
+  void Add(const float* vector, uint64_t entry_id);
+  void Remove(uint64_t entry_id);
+  // Up to k (similarity, entry_id) pairs, best first.
+  void Search(const float* query, size_t k, std::vector<std::pair<float, uint64_t>>& out) const;
+  // The stored vector of `entry_id` (for snapshots); nullptr when absent.
+  const float* VectorOf(uint64_t entry_id) const;
+
+  size_t size() const { return slot_of_.size(); }
+  bool uses_ann() const { return hnsw_ != nullptr; }
+
+ private:
+  void Compact();
+  void BuildAnn();
+
+  PartitionConfig config_;
+  std::vector<float> vectors_;        // slots * dim
+  std::vector<uint64_t> slot_entry_;  // entry id per slot; 0 = free or tombstone
+  std::vector<uint32_t> free_slots_;  // flat mode only
+  absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
+  std::unique_ptr<faiss::IndexHNSWFlat> hnsw_;
+  size_t tombstones_ = 0;
+};
+
+}  // namespace thrifty::cache::internal
+
+#endif  // THRIFTY_CACHE_VECTOR_PARTITION_H_
