@@ -11,7 +11,8 @@
 //   UnavailableError(Error, ConnectionError)
 //   PermissionDeniedError(Error, PermissionError)
 //   UnimplementedError(Error, NotImplementedError)
-//   InternalError(Error, RuntimeError)     also DataLoss, Unknown, Aborted, Cancelled
+//   DataLossError(Error, OSError)          a corrupt or truncated file (snapshots)
+//   InternalError(Error, RuntimeError)     also Unknown, Aborted, Cancelled
 #include "errors.h"
 
 #include <string>
@@ -33,6 +34,7 @@ struct ErrorClasses {
   PyObject* unavailable = nullptr;
   PyObject* permission_denied = nullptr;
   PyObject* unimplemented = nullptr;
+  PyObject* data_loss = nullptr;
   PyObject* internal = nullptr;
 };
 
@@ -87,6 +89,8 @@ void RegisterErrors(py::module_& m) {
                                   "The caller may not do this.");
   c.unimplemented = MakeClass(m, "UnimplementedError", {c.error, PyExc_NotImplementedError},
                               "This operation is not supported.");
+  c.data_loss = MakeClass(m, "DataLossError", {c.error, PyExc_OSError},
+                          "A file is corrupt or truncated (e.g. a cache snapshot).");
   c.internal = MakeClass(m, "InternalError", {c.error, PyExc_RuntimeError},
                          "An internal invariant broke; please report it.");
 }

@@ -10,4 +10,7 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterCatalog(m);
   thrifty::bindings::RegisterCost(m);
   thrifty::bindings::RegisterRequest(m);
+  thrifty::bindings::RegisterEmbed(m);
+  thrifty::bindings::RegisterExactCache(m);
+  thrifty::bindings::RegisterSemanticCache(m);
 }

@@ -9,6 +9,9 @@ namespace thrifty::bindings {
 void RegisterCatalog(pybind11::module_& m);
 void RegisterCost(pybind11::module_& m);
 void RegisterRequest(pybind11::module_& m);
+void RegisterEmbed(pybind11::module_& m);
+void RegisterExactCache(pybind11::module_& m);
+void RegisterSemanticCache(pybind11::module_& m);
 
 }  // namespace thrifty::bindings
 

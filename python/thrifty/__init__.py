@@ -2,9 +2,15 @@
 
 from thrifty._core import (
     AlreadyExistsError,
+    CallableEmbedder,
+    DataLossError,
     DeadlineExceededError,
+    Embedder,
     Error,
+    ExactCache,
     FailedPreconditionError,
+    HashingEmbedder,
+    Hit,
     InternalError,
     InvalidArgumentError,
     ModelSpec,
@@ -12,6 +18,7 @@ from thrifty._core import (
     OutOfRangeError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    SemanticCache,
     UnavailableError,
     UnimplementedError,
     Usage,
@@ -21,10 +28,29 @@ from thrifty._core import (
     tokenizer_family,
 )
 from thrifty._version import __version__
+from thrifty.calibration import (
+    Calibration,
+    ThresholdResult,
+    calibrate_threshold,
+    evaluate_threshold,
+)
 from thrifty.catalog import Catalog
+from thrifty.embedders import StaticEmbedder
 
 __all__ = [
     "AlreadyExistsError",
+    "Calibration",
+    "CallableEmbedder",
+    "DataLossError",
+    "Embedder",
+    "ExactCache",
+    "HashingEmbedder",
+    "Hit",
+    "SemanticCache",
+    "StaticEmbedder",
+    "ThresholdResult",
+    "calibrate_threshold",
+    "evaluate_threshold",
     "Catalog",
     "DeadlineExceededError",
     "Error",

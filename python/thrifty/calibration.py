@@ -70,7 +70,9 @@ def wilson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
         return 1.0
     z = _Z.get(confidence)
     if z is None:
-        raise _core.InvalidArgumentError(f"confidence must be one of {sorted(_Z)}, got {confidence}")
+        raise _core.InvalidArgumentError(
+            f"confidence must be one of {sorted(_Z)}, got {confidence}"
+        )
     p = failures / n
     denominator = 1 + z * z / n
     center = p + z * z / (2 * n)
@@ -78,7 +80,9 @@ def wilson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
     return min(1.0, (center + margin) / denominator)
 
 
-def _check(pairs: Sequence[Tuple[str, str]], labels: Sequence[Any]) -> Tuple[List[str], List[str], np.ndarray]:
+def _check(
+    pairs: Sequence[Tuple[str, str]], labels: Sequence[Any]
+) -> Tuple[List[str], List[str], np.ndarray]:
     if len(pairs) != len(labels):
         raise _core.InvalidArgumentError(
             f"pairs and labels must have the same length, got {len(pairs)} and {len(labels)}"
@@ -87,8 +91,14 @@ def _check(pairs: Sequence[Tuple[str, str]], labels: Sequence[Any]) -> Tuple[Lis
         raise _core.InvalidArgumentError("calibration needs at least one pair")
     first, second = [], []
     for i, pair in enumerate(pairs):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
-            raise _core.InvalidArgumentError(f"pairs[{i}] must be a (str, str) pair, got {pair!r:.80}")
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and all(isinstance(t, str) for t in pair)
+        ):
+            raise _core.InvalidArgumentError(
+                f"pairs[{i}] must be a (str, str) pair, got {pair!r:.80}"
+            )
         first.append(pair[0])
         second.append(pair[1])
     label_array = np.asarray(labels)
@@ -98,8 +108,10 @@ def _check(pairs: Sequence[Tuple[str, str]], labels: Sequence[Any]) -> Tuple[Lis
 
 
 def _embed(embedder: Any, texts: List[str], batch: int = 4096) -> np.ndarray:
-    chunks = [np.asarray(embedder.embed_batch(texts[i : i + batch]), dtype=np.float32)
-              for i in range(0, len(texts), batch)]
+    chunks = [
+        np.asarray(embedder.embed_batch(texts[i : i + batch]), dtype=np.float32)
+        for i in range(0, len(texts), batch)
+    ]
     return np.ascontiguousarray(np.vstack(chunks))
 
 
@@ -137,23 +149,35 @@ def _metrics(sims, correct, positive, threshold: float) -> ThresholdResult:
     )
 
 
-def evaluate_threshold(embedder: Any, pairs: Sequence[Tuple[str, str]], labels: Sequence[int],
-                       threshold: float, strict: bool = False) -> ThresholdResult:
+def evaluate_threshold(
+    embedder: Any,
+    pairs: Sequence[Tuple[str, str]],
+    labels: Sequence[int],
+    threshold: float,
+    strict: bool = False,
+) -> ThresholdResult:
     """What `threshold` does on labeled pairs, replayed as cache traffic (see module doc)."""
     sims, correct, positive, _ = _retrieve(embedder, pairs, labels, strict)
     return _metrics(sims, correct, positive, threshold)
 
 
-def calibrate_threshold(embedder: Any, pairs: Sequence[Tuple[str, str]], labels: Sequence[int],
-                        target_false_hit_rate: float = 0.01, confidence: float = 0.95,
-                        curve_points: int = 41, strict: bool = False) -> Calibration:
+def calibrate_threshold(
+    embedder: Any,
+    pairs: Sequence[Tuple[str, str]],
+    labels: Sequence[int],
+    target_false_hit_rate: float = 0.01,
+    confidence: float = 0.95,
+    curve_points: int = 41,
+    strict: bool = False,
+) -> Calibration:
     """The lowest threshold whose false-hit rate, with `confidence`, is at most the target.
 
     pairs: (stored text, query text); labels: 1 when they mean the same, else 0.
     """
     if not 0 < target_false_hit_rate < 1:
         raise _core.InvalidArgumentError(
-            f"target_false_hit_rate must be in (0, 1), got {target_false_hit_rate}")
+            f"target_false_hit_rate must be in (0, 1), got {target_false_hit_rate}"
+        )
     sims, correct, positive, stored = _retrieve(embedder, pairs, labels, strict)
     n = len(sims)
     order = np.argsort(-sims, kind="stable")
@@ -168,7 +192,9 @@ def calibrate_threshold(embedder: Any, pairs: Sequence[Tuple[str, str]], labels:
         else:
             break
     # No query admitted: the threshold sits just above the best similarity seen.
-    threshold = float(sims[order[chosen]]) if chosen is not None else float(min(1.0, sims.max() + 1e-6))
+    threshold = (
+        float(sims[order[chosen]]) if chosen is not None else float(min(1.0, sims.max() + 1e-6))
+    )
     at = _metrics(sims, correct, positive, threshold)
     grid = np.linspace(max(0.0, float(np.percentile(sims, 1))), 1.0, curve_points)
     curve = [vars(_metrics(sims, correct, positive, float(t))) for t in grid]

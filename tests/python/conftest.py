@@ -24,3 +24,34 @@ def write(tmp_path):
 def thrifty_cli():
     """The command that runs the installed CLI with this interpreter."""
     return [sys.executable, "-m", "thrifty"]
+
+
+def assert_releases_gil(call, min_ticks=50):
+    """Runs `call` in a thread; while it runs, this thread must keep executing Python.
+
+    The worker stamps the time right before and after the call; this thread stamps each loop
+    turn. Holding the GIL, no stamp of this thread could fall inside the window except at its
+    edges, so many stamps inside the middle of the window prove the release.
+    """
+    import threading
+    import time
+
+    window = {}
+    ticks = []
+    done = threading.Event()
+
+    def worker():
+        window["start"] = time.perf_counter()
+        call()
+        window["end"] = time.perf_counter()
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+    thread.join()
+    start, end = window["start"], window["end"]
+    margin = 0.1 * (end - start)
+    inside = sum(start + margin < t < end - margin for t in ticks)
+    assert inside >= min_ticks, f"only {inside} main-thread ticks inside the call's window"

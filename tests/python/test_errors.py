@@ -14,6 +14,7 @@ BUILTIN_PARENTS = {
     "PermissionDeniedError": PermissionError,
     "UnimplementedError": NotImplementedError,
     "InternalError": RuntimeError,
+    "DataLossError": OSError,
 }
 
 

@@ -151,11 +151,12 @@ absl::Status SemanticCache::Put(std::string_view query, SemanticValue value,
   return PutVector(vector, query, std::move(value), context, ns, ttl);
 }
 
-absl::Status SemanticCache::PutNormalized(std::vector<float> vector, std::string_view query,
-                                          SemanticValue value, std::string_view context,
-                                          std::string_view ns, std::optional<absl::Duration> ttl,
-                                          absl::Time created_at,
-                                          std::optional<absl::Time> expires_at) {
+absl::StatusOr<uint64_t> SemanticCache::InsertEntry(std::string_view query, SemanticValue value,
+                                                    std::string_view context, std::string_view ns,
+                                                    std::optional<absl::Duration> ttl,
+                                                    absl::Time created_at,
+                                                    std::optional<absl::Time> expires_at,
+                                                    internal::VectorPartition** partition_out) {
   auto entry = std::make_unique<Entry>();
   entry->bytes = kEntryOverheadBytes + dim_ * sizeof(float) + query.size() + value.data.size() +
                  value.model.size() + ns.size() + context.size();
@@ -164,7 +165,6 @@ absl::Status SemanticCache::PutNormalized(std::vector<float> vector, std::string
         "SemanticCache.put: the entry needs ", entry->bytes,
         " bytes (response, query, context and vector), more than max_bytes=", *options_.max_bytes));
   }
-  DrainExpired(created_at);
   entry->id = next_id_++;
   entry->scope = ScopeKey(ns, context);
   entry->query_key = QueryKey(entry->scope, query);
@@ -197,14 +197,80 @@ absl::Status SemanticCache::PutNormalized(std::vector<float> vector, std::string
     config.hnsw_ef_search = options_.hnsw_ef_search;
     partition = std::make_unique<internal::VectorPartition>(config);
   }
-  partition->Add(vector.data(), entry->id);
-  by_query_[entry->query_key] = entry->id;
-  if (entry->expires_at) expiry_.emplace(*entry->expires_at, entry->id);
+  *partition_out = partition.get();
+  const uint64_t id = entry->id;
+  by_query_[entry->query_key] = id;
+  if (entry->expires_at) expiry_.emplace(*entry->expires_at, id);
   entry->dense_index = dense_ids_.size();
-  dense_ids_.push_back(entry->id);
+  dense_ids_.push_back(id);
   bytes_ += entry->bytes;
   ++puts_;
-  entries_.emplace(entry->id, std::move(entry));
+  entries_.emplace(id, std::move(entry));
+  return id;
+}
+
+absl::Status SemanticCache::PutNormalized(std::vector<float> vector, std::string_view query,
+                                          SemanticValue value, std::string_view context,
+                                          std::string_view ns, std::optional<absl::Duration> ttl,
+                                          absl::Time created_at,
+                                          std::optional<absl::Time> expires_at) {
+  DrainExpired(created_at);
+  internal::VectorPartition* partition = nullptr;
+  THRIFTY_ASSIGN_OR_RETURN(const uint64_t id, InsertEntry(query, std::move(value), context, ns, ttl,
+                                                          created_at, expires_at, &partition));
+  partition->Add(vector.data(), id);
+  EvictToBudget();
+  return absl::OkStatus();
+}
+
+absl::Status SemanticCache::PutVectors(std::span<const float> vectors,
+                                       std::span<const std::string> queries,
+                                       std::vector<SemanticValue> values, std::string_view context,
+                                       std::string_view ns, std::optional<absl::Duration> ttl) {
+  const size_t n = queries.size();
+  if (values.size() != n || vectors.size() != n * dim_) {
+    return absl::InvalidArgumentError(StrCat("SemanticCache.put_vectors: ", n, " queries, ",
+                                             values.size(), " responses and ",
+                                             vectors.size() / std::max<size_t>(dim_, 1),
+                                             " vectors; all three must have the same length"));
+  }
+  if (ttl && *ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("SemanticCache.put: ttl_seconds must be > 0 (or None)");
+  }
+  // Validate and normalize everything before touching the cache: all or nothing.
+  std::vector<float> normalized(vectors.size());
+  for (size_t i = 0; i < n; ++i) {
+    THRIFTY_ASSIGN_OR_RETURN(std::vector<float> row, Normalized(vectors.subspan(i * dim_, dim_)));
+    std::copy(row.begin(), row.end(), normalized.begin() + static_cast<ptrdiff_t>(i * dim_));
+  }
+  const absl::Time now = Now();
+  MutexLock lock(&mu_);
+  DrainExpired(now);
+  internal::VectorPartition* partition = nullptr;
+  std::vector<uint64_t> ids;
+  ids.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    THRIFTY_ASSIGN_OR_RETURN(const uint64_t id,
+                             InsertEntry(queries[i], std::move(values[i]), context, ns, ttl, now,
+                                         std::nullopt, &partition));
+    ids.push_back(id);
+  }
+  if (n > 0) {
+    // A replaced entry may have emptied and dropped the partition; look it up again.
+    auto it = partitions_.find(ScopeKey(ns, context));
+    partition = it->second.get();
+    // Entries replaced within this batch have already been removed from `entries_`.
+    std::vector<float> live_vectors;
+    std::vector<uint64_t> live_ids;
+    live_vectors.reserve(normalized.size());
+    for (size_t i = 0; i < n; ++i) {
+      if (!entries_.contains(ids[i])) continue;
+      live_ids.push_back(ids[i]);
+      live_vectors.insert(live_vectors.end(), normalized.begin() + static_cast<ptrdiff_t>(i * dim_),
+                          normalized.begin() + static_cast<ptrdiff_t>((i + 1) * dim_));
+    }
+    partition->AddBatch(live_vectors.data(), live_ids.data(), live_ids.size());
+  }
   EvictToBudget();
   return absl::OkStatus();
 }

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "faiss/IndexHNSW.h"
-#include "faiss/utils/distances.h"
+#include "simd_distance.h"
 
 namespace thrifty::cache::internal {
 namespace {
@@ -57,6 +57,28 @@ void VectorPartition::Add(const float* vector, uint64_t entry_id) {
   }
 }
 
+void VectorPartition::AddBatch(const float* vectors, const uint64_t* entry_ids, size_t n) {
+  const size_t dim = config_.dim;
+  const size_t first = slot_entry_.size();
+  vectors_.insert(vectors_.end(), vectors, vectors + n * dim);
+  for (size_t i = 0; i < n; ++i) {
+    slot_entry_.push_back(entry_ids[i]);
+    slot_of_[entry_ids[i]] = static_cast<uint32_t>(first + i);
+  }
+  const bool want_ann = config_.ann_always ||
+                        (config_.ann_min_entries > 0 && slot_of_.size() >= config_.ann_min_entries);
+  if (!hnsw_ && !want_ann) return;
+  // Bulk insertion may use every core, whatever this thread set for single-query searches.
+  const int previous = omp_get_max_threads();
+  omp_set_num_threads(omp_get_num_procs());
+  if (hnsw_) {
+    hnsw_->add(static_cast<faiss::Index::idx_t>(n), &vectors_[first * dim]);
+  } else {
+    BuildAnn();
+  }
+  omp_set_num_threads(previous);
+}
+
 void VectorPartition::Remove(uint64_t entry_id) {
   auto it = slot_of_.find(entry_id);
   if (it == slot_of_.end()) return;
@@ -99,8 +121,7 @@ void VectorPartition::Compact() {
 
 void VectorPartition::BuildAnn() {
   Compact();
-  hnsw_ = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(config_.dim), config_.hnsw_m,
-                                                 faiss::METRIC_INNER_PRODUCT);
+  hnsw_ = MakeFastHnsw(config_.dim, config_.hnsw_m);
   hnsw_->hnsw.efConstruction = config_.hnsw_ef_construction;
   hnsw_->hnsw.efSearch = config_.hnsw_ef_search;
   if (!slot_entry_.empty()) {
@@ -125,15 +146,14 @@ void VectorPartition::Search(const float* query, size_t k,
       if (labels[i] < 0) continue;
       const auto slot = static_cast<size_t>(labels[i]);
       if (slot >= slot_entry_.size() || slot_entry_[slot] == 0) continue;
-      const float similarity = faiss::fvec_inner_product(query, &vectors_[slot * dim], dim);
+      const float similarity = InnerProduct(query, &vectors_[slot * dim], dim);
       KeepBest(out, k, similarity, slot_entry_[slot]);
     }
     return;
   }
   thread_local std::vector<float> similarities;
   similarities.resize(slot_entry_.size());
-  faiss::fvec_inner_products_ny(similarities.data(), query, vectors_.data(), dim,
-                                slot_entry_.size());
+  InnerProducts(query, vectors_.data(), dim, slot_entry_.size(), similarities.data());
   for (size_t slot = 0; slot < slot_entry_.size(); ++slot) {
     if (slot_entry_[slot] != 0) KeepBest(out, k, similarities[slot], slot_entry_[slot]);
   }

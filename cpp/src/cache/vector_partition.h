@@ -19,7 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 
 namespace faiss {
-struct IndexHNSWFlat;
+struct IndexHNSW;
 }  // namespace faiss
 
 namespace thrifty::cache::internal {
@@ -39,6 +39,8 @@ class VectorPartition {
   ~VectorPartition();
 
   void Add(const float* vector, uint64_t entry_id);
+  // Adds n vectors (n * dim floats) at once; the HNSW insertions run on every core.
+  void AddBatch(const float* vectors, const uint64_t* entry_ids, size_t n);
   void Remove(uint64_t entry_id);
   // Up to k (similarity, entry_id) pairs, best first.
   void Search(const float* query, size_t k, std::vector<std::pair<float, uint64_t>>& out) const;
@@ -57,7 +59,7 @@ class VectorPartition {
   std::vector<uint64_t> slot_entry_;  // entry id per slot; 0 = free or tombstone
   std::vector<uint32_t> free_slots_;  // flat mode only
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
-  std::unique_ptr<faiss::IndexHNSWFlat> hnsw_;
+  std::unique_ptr<faiss::IndexHNSW> hnsw_;
   size_t tombstones_ = 0;
 };
 

@@ -103,6 +103,11 @@ class SemanticCache {
   absl::Status PutVector(std::span<const float> vector, std::string_view query, SemanticValue value,
                          std::string_view context, std::string_view ns,
                          std::optional<absl::Duration> ttl = std::nullopt);
+  // Bulk insert into one scope: n = queries.size() rows of `vectors` (n * dim), one value each.
+  // Much faster than n PutVector calls for warming a cache (one lock, parallel HNSW build).
+  absl::Status PutVectors(std::span<const float> vectors, std::span<const std::string> queries,
+                          std::vector<SemanticValue> values, std::string_view context,
+                          std::string_view ns, std::optional<absl::Duration> ttl = std::nullopt);
   absl::StatusOr<std::optional<SemanticHit>> GetVector(
       std::span<const float> vector, std::string_view context, std::string_view ns,
       std::optional<double> threshold = std::nullopt);
@@ -149,6 +154,13 @@ class SemanticCache {
                              std::string_view context, std::string_view ns,
                              std::optional<absl::Duration> ttl, absl::Time created_at,
                              std::optional<absl::Time> expires_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers an entry whose vector the caller adds to `partition`; returns its id.
+  absl::StatusOr<uint64_t> InsertEntry(std::string_view query, SemanticValue value,
+                                       std::string_view context, std::string_view ns,
+                                       std::optional<absl::Duration> ttl, absl::Time created_at,
+                                       std::optional<absl::Time> expires_at,
+                                       internal::VectorPartition** partition)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveEntry(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t DrainExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

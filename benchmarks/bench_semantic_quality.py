@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Semantic-cache quality on QQP with GPTCache's protocol, and threshold calibration held out.
+
+Protocol (../shared/data/README.md): store every text_a, query every text_b; a hit on a label-1
+pair returning its own text_a is correct, any other hit is false. thrifty also counts a hit on
+a stored question identical to the query as correct (QQP repeats 9,476 questions verbatim
+across pairs); the strict column shows GPTCache's protocol without that rule.
+
+Calibration: thrifty.calibrate_threshold on a random half of the pairs at 1% and 5% targets;
+the false-hit rate it achieves is measured on the other half (stored set of the same size).
+
+    .venv/bin/python benchmarks/bench_semantic_quality.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import thrifty  # noqa: E402
+from _bench_util import print_table, write_json  # noqa: E402
+
+QQP = Path(__file__).resolve().parents[2] / "shared" / "data" / "cache" / "qqp_pairs.jsonl.gz"
+THRESHOLDS = [0.70, 0.75, 0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99]
+
+
+def main() -> int:
+    if not QQP.exists():
+        print(f"{QQP} is absent; skipping")
+        return 0
+    with gzip.open(QQP, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    random.Random(20261122).shuffle(rows)
+    half = len(rows) // 2
+    halves = {"calibration": rows[:half], "held-out": rows[half:]}
+
+    def pairs(rs):
+        return [(r["text_a"], r["text_b"]) for r in rs], [r["label"] for r in rs]
+
+    embedders = [thrifty.HashingEmbedder(dim=256)]
+    try:
+        embedders.append(thrifty.StaticEmbedder())
+    except thrifty.Error as e:
+        print(f"(StaticEmbedder unavailable: {e})")
+    all_pairs, all_labels = pairs(rows)
+    result = {"pairs": len(rows), "positives": sum(all_labels), "embedders": {}}
+    for embedder in embedders:
+        curve_rows = []
+        per = {"curve": [], "calibration": []}
+        for t in THRESHOLDS:
+            r = thrifty.evaluate_threshold(embedder, all_pairs, all_labels, t)
+            strict = thrifty.evaluate_threshold(embedder, all_pairs, all_labels, t, strict=True)
+            curve_rows.append(
+                [
+                    t,
+                    100 * r.recall,
+                    100 * r.false_hit_rate,
+                    100 * r.false_hit_rate_on_negatives,
+                    100 * r.precision,
+                    100 * strict.recall,
+                    100 * strict.false_hit_rate,
+                ]
+            )
+            per["curve"].append(
+                {
+                    **vars(r),
+                    "strict_recall": strict.recall,
+                    "strict_false_hit_rate": strict.false_hit_rate,
+                }
+            )
+        print_table(
+            f"{embedder.name}: all {len(rows):,} QQP pairs, every text_a stored (percent)",
+            [
+                "threshold",
+                "hit% positives",
+                "false-hit%",
+                "false% on neg",
+                "precision%",
+                "strict hit%",
+                "strict false%",
+            ],
+            curve_rows,
+        )
+        cal_rows = []
+        for target in (0.01, 0.05):
+            cal = thrifty.calibrate_threshold(
+                embedder, *pairs(halves["calibration"]), target_false_hit_rate=target
+            )
+            held = thrifty.evaluate_threshold(embedder, *pairs(halves["held-out"]), cal.threshold)
+            cal_rows.append(
+                [
+                    f"{target:.0%}",
+                    cal.threshold,
+                    100 * cal.false_hit_rate,
+                    100 * cal.false_hit_rate_upper,
+                    100 * held.false_hit_rate,
+                    100 * held.recall,
+                    100 * held.precision,
+                ]
+            )
+            per["calibration"].append(
+                {
+                    "target": target,
+                    "threshold": cal.threshold,
+                    "calibration_false_hit_rate": cal.false_hit_rate,
+                    "calibration_upper_bound": cal.false_hit_rate_upper,
+                    "held_out": vars(held),
+                }
+            )
+        print()
+        print_table(
+            f"{embedder.name}: calibrated on one half, measured on the other (percent)",
+            [
+                "target",
+                "threshold",
+                "cal false%",
+                "cal upper95%",
+                "held-out false%",
+                "held-out hit% pos",
+                "held-out precision%",
+            ],
+            cal_rows,
+        )
+        print()
+        result["embedders"][embedder.name] = per
+    print(
+        "targets: calibrated 1% -> <= 1.5% held-out false hits; best offline embedder >= 25% hit rate on "
+        "positives at <= 1% false hits"
+    )
+    print(f"wrote {write_json('semantic_quality', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
