@@ -67,9 +67,13 @@ format: install
 bench: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --preset release >/dev/null
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build --preset release
-	build/release/benchmarks/bench_request_key
 	$(PY) benchmarks/bench_request_key.py
 	$(PY) benchmarks/bench_token_estimate.py
+	$(PY) benchmarks/bench_exact_cache.py
+	$(PY) benchmarks/bench_embedders.py
+	$(PY) benchmarks/bench_semantic_quality.py
+	$(PY) benchmarks/bench_semantic_cache.py
+	$(PY) benchmarks/bench_vs_gptcache.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed

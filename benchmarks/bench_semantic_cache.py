@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """SemanticCache lookup speed and recall at 10k, 100k and 1M entries (embedding excluded).
 
-Vectors: HashingEmbedder(256) embeddings of real questions from ../shared/data (QQP, MMLU); past
+Vectors: embeddings of real questions from ../shared/data (QQP) by the best offline embedder
+(StaticEmbedder, WordLlama 256-d; HashingEmbedder with --embedder hashing); past
 the number of distinct real texts, further entries are real vectors plus Gaussian noise
 (sigma 0.05 per dimension before normalization), so the store keeps the clustered structure of
 real embeddings. Without ../shared, synthetic clustered vectors stand in (said in the output).
@@ -44,9 +45,21 @@ def real_texts():
     return list(dict.fromkeys(texts))
 
 
+EMBEDDER = "static"
+
+
+def make_embedder():
+    if EMBEDDER == "static":
+        try:
+            return thrifty.StaticEmbedder()
+        except thrifty.Error as e:
+            print(f"(StaticEmbedder unavailable: {e}; using HashingEmbedder)")
+    return thrifty.HashingEmbedder(dim=DIM)
+
+
 def base_vectors(n_store: int, n_query: int, rng):
     texts = real_texts()
-    embedder = thrifty.HashingEmbedder(dim=DIM)
+    embedder = make_embedder()
     if texts is None:
         print(f"note: {DATA} is absent; using synthetic clustered vectors\n")
         centers = rng.standard_normal((2000, DIM)).astype(np.float32)
@@ -59,7 +72,7 @@ def base_vectors(n_store: int, n_query: int, rng):
     queries = embedder.embed_batch(texts[:n_query])
     real = embedder.embed_batch(texts[n_query:])
     if n_store <= len(real):
-        return real[:n_store], queries, "real"
+        return real[:n_store], queries, f"{embedder.name}: real"
     extra = n_store - len(real)
     noisy = real[rng.integers(0, len(real), extra)] + 0.05 * rng.standard_normal(
         (extra, DIM)
@@ -125,7 +138,10 @@ def measure(size: int, rng, n_query: int = 2000):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--embedder", choices=["static", "hashing"], default="static")
     args = parser.parse_args()
+    global EMBEDDER
+    EMBEDDER = args.embedder
     rng = np.random.default_rng(0)
     results = [measure(int(s), rng) for s in args.sizes.split(",")]
     print_table(

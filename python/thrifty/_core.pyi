@@ -2,6 +2,9 @@
 
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 class Error(Exception): ...
@@ -16,6 +19,7 @@ class UnavailableError(Error, ConnectionError): ...
 class PermissionDeniedError(Error, PermissionError): ...
 class UnimplementedError(Error, NotImplementedError): ...
 class InternalError(Error, RuntimeError): ...
+class DataLossError(Error, OSError): ...
 
 class ModelSpec:
     """One model's prices (USD per million tokens), limits and quality priors. Immutable."""
@@ -121,3 +125,168 @@ def estimate_tokens(
 ) -> int: ...
 def tokenizer_family(model: str) -> str: ...
 def _token_features(text: str) -> List[float]: ...
+
+# --- embed -----------------------------------------------------------------------------------
+
+class Embedder:
+    """Turns texts into L2-normalized float32 vectors. Thread-safe."""
+
+    @property
+    def dim(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    def embed(self, text: str) -> npt.NDArray[np.float32]: ...
+    def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+class HashingEmbedder(Embedder):
+    def __init__(
+        self,
+        dim: int = 256,
+        *,
+        word_weight: float = ...,
+        bigram_weight: float = ...,
+        char_weight: float = ...,
+        stopword_weight: float = ...,
+        char_ngram_min: int = ...,
+        char_ngram_max: int = ...,
+    ) -> None: ...
+
+class StaticEmbedder(Embedder):
+    def __init__(self, table: Any, tokenize: Any = None, *, name: str = "static") -> None: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def has_tokenizer(self) -> bool: ...
+    def embed_token_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]: ...
+
+class CallableEmbedder(Embedder):
+    def __init__(self, fn: Any, dim: int, *, name: Optional[str] = None) -> None: ...
+
+# --- cache -----------------------------------------------------------------------------------
+
+class ExactCache:
+    """Exact-match response cache: sharded LRU, TTL, namespaces, snapshots. Thread-safe."""
+
+    def __init__(
+        self,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        ttl_seconds: Optional[float] = None,
+    ) -> None: ...
+    def get(self, key: str, namespace: str = "") -> Optional[Union[str, bytes]]: ...
+    def get_entry(self, key: str, namespace: str = "") -> Optional[Dict[str, Any]]: ...
+    def put(
+        self,
+        key: str,
+        value: Union[str, bytes],
+        namespace: str = "",
+        ttl_seconds: Optional[float] = None,
+        cost_usd: float = 0.0,
+        model: str = "",
+        usage: Optional[Mapping[str, Any]] = None,
+    ) -> None: ...
+    def delete(self, key: str, namespace: str = "") -> bool: ...
+    def stats(self) -> Dict[str, Any]: ...
+    def clear(self) -> None: ...
+    def save(self, path: str) -> None: ...
+    def load(self, path: str) -> int: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: Any) -> bool: ...
+
+class Hit:
+    response: Union[str, bytes]
+    similarity: float
+    matched_query: str
+    model: str
+    cost_usd: float
+    created_at: float
+
+class SemanticCache:
+    """Answers a query from a stored one that means the same, within one (context, namespace)."""
+
+    def __init__(
+        self,
+        embedder: Optional[Embedder] = None,
+        *,
+        threshold: float = 0.9,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        ttl_seconds: Optional[float] = None,
+        index: str = "auto",
+        dim: Optional[int] = None,
+        ann_min_entries: int = 20000,
+        hnsw_m: int = 32,
+        ef_search: int = 96,
+    ) -> None: ...
+    def put(
+        self,
+        query: str,
+        response: Union[str, bytes],
+        *,
+        context: str = "",
+        namespace: str = "",
+        ttl_seconds: Optional[float] = None,
+        cost_usd: float = 0.0,
+        model: str = "",
+    ) -> None: ...
+    def get(
+        self,
+        query: str,
+        *,
+        context: str = "",
+        namespace: str = "",
+        threshold: Optional[float] = None,
+    ) -> Optional[Hit]: ...
+    def put_vector(
+        self,
+        vector: npt.NDArray[np.float32],
+        query: str,
+        response: Union[str, bytes],
+        *,
+        context: str = "",
+        namespace: str = "",
+        ttl_seconds: Optional[float] = None,
+        cost_usd: float = 0.0,
+        model: str = "",
+    ) -> None: ...
+    def put_vectors(
+        self,
+        vectors: npt.NDArray[np.float32],
+        queries: Sequence[str],
+        responses: Sequence[Union[str, bytes]],
+        *,
+        context: str = "",
+        namespace: str = "",
+        ttl_seconds: Optional[float] = None,
+    ) -> None: ...
+    def get_vector(
+        self,
+        vector: npt.NDArray[np.float32],
+        *,
+        context: str = "",
+        namespace: str = "",
+        threshold: Optional[float] = None,
+    ) -> Optional[Hit]: ...
+    def search(
+        self,
+        query: Union[str, npt.NDArray[np.float32]],
+        k: int = 5,
+        *,
+        context: str = "",
+        namespace: str = "",
+    ) -> List[tuple[float, str]]: ...
+    def delete(self, query: str, *, context: str = "", namespace: str = "") -> int: ...
+    def clear(self) -> None: ...
+    def purge_expired(self) -> int: ...
+    def stats(self) -> Dict[str, Any]: ...
+    def save(self, path: str) -> None: ...
+    def load(self, path: str) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+    def __len__(self) -> int: ...
+
+def _best_matches(
+    queries: npt.NDArray[np.float32], stored: npt.NDArray[np.float32], k: int = 1
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
