@@ -80,8 +80,14 @@ def base_vectors(n_store: int, n_query: int, rng):
     return (
         np.vstack([real, noisy]).astype(np.float32),
         queries,
-        f"real ({len(real):,}) + noisy copies",
+        f"{embedder.name}: real ({len(real):,}) + noisy copies",
     )
+
+
+def current_rss() -> int:
+    """Resident bytes now (not the peak), from /proc."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 def percentile_us(samples, q):
@@ -100,7 +106,7 @@ def measure(size: int, rng, n_query: int = 2000):
     store = np.ascontiguousarray(store, dtype=np.float32)
     queries = np.ascontiguousarray(queries[np.linalg.norm(queries, axis=1) > 0], dtype=np.float32)
     cache = thrifty.SemanticCache(dim=DIM, threshold=0.5, index="auto")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = current_rss()
     start = time.perf_counter()
     chunk = 100_000
     for i in range(0, size, chunk):
@@ -110,7 +116,7 @@ def measure(size: int, rng, n_query: int = 2000):
             [""] * min(chunk, size - i),
         )
     build_s = time.perf_counter() - start
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = current_rss()
     latencies = []
     for q in queries[:200]:  # warm-up
         cache.get_vector(q)
@@ -131,7 +137,7 @@ def measure(size: int, rng, n_query: int = 2000):
         "p99_us": percentile_us(latencies, 99),
         "recall_at_1": recall,
         "bytes_per_entry_accounted": stats["bytes"] / size,
-        "rss_growth_bytes_per_entry": (rss_after - rss_before) * 1024 / size,
+        "rss_growth_bytes_per_entry": (rss_after - rss_before) / size,
     }
 
 

@@ -214,7 +214,7 @@ class SemanticCache:
         ttl_seconds: Optional[float] = None,
         index: str = "auto",
         dim: Optional[int] = None,
-        ann_min_entries: int = 20000,
+        ann_min_entries: int = 4096,
         hnsw_m: int = 32,
         ef_search: int = 96,
     ) -> None: ...
