@@ -409,6 +409,10 @@ size_t SemanticCache::Delete(std::string_view query, std::string_view context,
 
 void SemanticCache::Clear() {
   MutexLock lock(&mu_);
+  ClearLocked();
+}
+
+void SemanticCache::ClearLocked() {
   partitions_.clear();
   entries_.clear();
   by_query_.clear();
@@ -614,12 +618,7 @@ absl::Status SemanticCache::Load(const std::string& path) {
   }
   const absl::Time now = Now();
   MutexLock lock(&mu_);
-  partitions_.clear();
-  entries_.clear();
-  by_query_.clear();
-  dense_ids_.clear();
-  expiry_.clear();
-  bytes_ = 0;
+  ClearLocked();
   for (Loaded& e : loaded) {
     if (e.expires_at && *e.expires_at <= now) continue;
     THRIFTY_RETURN_IF_ERROR(PutNormalized(std::move(e.vector), e.query, std::move(e.value),

@@ -163,6 +163,7 @@ class SemanticCache {
                                        internal::VectorPartition** partition)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveEntry(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ClearLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t DrainExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictToBudget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
