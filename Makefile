@@ -68,6 +68,7 @@ bench: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --preset release >/dev/null
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build --preset release
 	$(PY) benchmarks/bench_request_key.py
+	build/release/benchmarks/bench_agent
 	$(PY) benchmarks/bench_token_estimate.py
 	$(PY) benchmarks/bench_exact_cache.py
 	$(PY) benchmarks/bench_embedders.py

@@ -7,7 +7,11 @@
 //   FailedPreconditionError(Error, RuntimeError)
 //   OutOfRangeError(Error, IndexError)
 //   ResourceExhaustedError(Error, RuntimeError)
-//   DeadlineExceededError(Error, TimeoutError)
+//   AgentLimitError(Error)                 an agent run's limit refused a call (.kind, .reason,
+//     StepLimitExceeded                    .counters, .stopped); kinds steps / tool_calls,
+//     BudgetExceededError                  cost / input_tokens / output_tokens,
+//     LoopDetectedError                    loop,
+//     DeadlineExceededError(.., TimeoutError)  deadline (also any other deadline)
 //   UnavailableError(Error, ConnectionError)
 //   PermissionDeniedError(Error, PermissionError)
 //   UnimplementedError(Error, NotImplementedError)
@@ -16,6 +20,10 @@
 #include "errors.h"
 
 #include <string>
+
+#include "absl/strings/cord.h"
+#include "thrifty/agent/agent_run.h"
+#include "thrifty/base/strings.h"
 
 namespace py = pybind11;
 
@@ -30,6 +38,10 @@ struct ErrorClasses {
   PyObject* failed_precondition = nullptr;
   PyObject* out_of_range = nullptr;
   PyObject* resource_exhausted = nullptr;
+  PyObject* agent_limit = nullptr;
+  PyObject* step_limit = nullptr;
+  PyObject* budget_exceeded = nullptr;
+  PyObject* loop_detected = nullptr;
   PyObject* deadline_exceeded = nullptr;
   PyObject* unavailable = nullptr;
   PyObject* permission_denied = nullptr;
@@ -81,7 +93,15 @@ void RegisterErrors(py::module_& m) {
                              "A position or count is outside the valid range.");
   c.resource_exhausted = MakeClass(m, "ResourceExhaustedError", {c.error, PyExc_RuntimeError},
                                    "A limit or quota was reached.");
-  c.deadline_exceeded = MakeClass(m, "DeadlineExceededError", {c.error, PyExc_TimeoutError},
+  c.agent_limit = MakeClass(m, "AgentLimitError", {c.error},
+                            "An agent run's limit refused a call before it was sent.");
+  c.step_limit = MakeClass(m, "StepLimitExceeded", {c.agent_limit},
+                           "The run reached max_steps or max_tool_calls.");
+  c.budget_exceeded = MakeClass(m, "BudgetExceededError", {c.agent_limit},
+                                "The call could break max_cost_usd or a token limit.");
+  c.loop_detected = MakeClass(m, "LoopDetectedError", {c.agent_limit},
+                              "The agent repeats itself; .stopped tells whether the run ended.");
+  c.deadline_exceeded = MakeClass(m, "DeadlineExceededError", {c.agent_limit, PyExc_TimeoutError},
                                   "A deadline or time limit passed.");
   c.unavailable = MakeClass(m, "UnavailableError", {c.error, PyExc_ConnectionError},
                             "A backing service (e.g. Redis) could not be reached.");
@@ -95,8 +115,15 @@ void RegisterErrors(py::module_& m) {
                          "An internal invariant broke; please report it.");
 }
 
-void ThrowStatus(const absl::Status& status) {
+PyObject* ExceptionClassFor(const absl::Status& status) {
   const ErrorClasses& c = Classes();
+  if (auto kind = status.GetPayload(ToAbsl(agent::kLimitPayloadUrl))) {
+    const std::string k(*kind);
+    if (k == "steps" || k == "tool_calls") return c.step_limit;
+    if (k == "cost" || k == "input_tokens" || k == "output_tokens") return c.budget_exceeded;
+    if (k == "loop") return c.loop_detected;
+    if (k == "deadline") return c.deadline_exceeded;
+  }
   PyObject* cls = c.internal;
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:
@@ -130,11 +157,18 @@ void ThrowStatus(const absl::Status& status) {
     case absl::StatusCode::kUnimplemented:
       cls = c.unimplemented;
       break;
+    case absl::StatusCode::kDataLoss:
+      cls = c.data_loss;
+      break;
     default:
       break;
   }
+  return cls;
+}
+
+void ThrowStatus(const absl::Status& status) {
   const std::string message(status.message());
-  PyErr_SetString(cls, message.c_str());
+  PyErr_SetString(ExceptionClassFor(status), message.c_str());
   throw py::error_already_set();
 }
 

@@ -13,6 +13,9 @@ namespace thrifty::bindings {
 
 void RegisterErrors(pybind11::module_& m);
 
+// The exception class for `status` (borrowed reference).
+PyObject* ExceptionClassFor(const absl::Status& status);
+
 // Raises the Python exception for `status` (which must not be OK).
 [[noreturn]] void ThrowStatus(const absl::Status& status);
 

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterEmbed(m);
   thrifty::bindings::RegisterExactCache(m);
   thrifty::bindings::RegisterSemanticCache(m);
+  thrifty::bindings::RegisterAgent(m);
 }

@@ -12,6 +12,7 @@ void RegisterRequest(pybind11::module_& m);
 void RegisterEmbed(pybind11::module_& m);
 void RegisterExactCache(pybind11::module_& m);
 void RegisterSemanticCache(pybind11::module_& m);
+void RegisterAgent(pybind11::module_& m);
 
 }  // namespace thrifty::bindings
 

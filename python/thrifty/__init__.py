@@ -1,7 +1,9 @@
 """thrifty: cut what LLM applications pay for inference without cutting the quality they need."""
 
 from thrifty._core import (
+    AgentLimitError,
     AlreadyExistsError,
+    BudgetExceededError,
     CallableEmbedder,
     DataLossError,
     DeadlineExceededError,
@@ -13,12 +15,14 @@ from thrifty._core import (
     Hit,
     InternalError,
     InvalidArgumentError,
+    LoopDetectedError,
     ModelSpec,
     NotFoundError,
     OutOfRangeError,
     PermissionDeniedError,
     ResourceExhaustedError,
     SemanticCache,
+    StepLimitExceeded,
     UnavailableError,
     UnimplementedError,
     Usage,
@@ -28,6 +32,15 @@ from thrifty._core import (
     tokenizer_family,
 )
 from thrifty._version import __version__
+from thrifty.agent import (
+    AgentBudget,
+    AgentRun,
+    LoopPolicy,
+    LoopWarning,
+    Reservation,
+    agent_run,
+    current_run,
+)
 from thrifty.calibration import (
     Calibration,
     ThresholdResult,
@@ -38,7 +51,18 @@ from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 
 __all__ = [
+    "AgentBudget",
+    "AgentLimitError",
+    "AgentRun",
     "AlreadyExistsError",
+    "BudgetExceededError",
+    "LoopDetectedError",
+    "LoopPolicy",
+    "LoopWarning",
+    "Reservation",
+    "StepLimitExceeded",
+    "agent_run",
+    "current_run",
     "Calibration",
     "CallableEmbedder",
     "DataLossError",

@@ -105,7 +105,7 @@ def test_ttl_and_snapshot(tmp_path, cache):
     restored.load(str(path))
     assert len(restored) == 1 and restored.get("long lived").response == "b"
     path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(thrifty.Error, match="checksum|truncated"):
+    with pytest.raises(thrifty.DataLossError, match="checksum|truncated"):
         restored.load(str(path))
     assert restored.get("long lived").response == "b"  # a failed load changes nothing
 
