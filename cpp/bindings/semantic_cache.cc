@@ -166,8 +166,8 @@ void RegisterSemanticCache(py::module_& m) {
            py::arg("embedder") = py::none(), py::kw_only(), py::arg("threshold") = 0.9,
            py::arg("max_entries") = py::none(), py::arg("max_bytes") = py::none(),
            py::arg("ttl_seconds") = py::none(), py::arg("index") = "auto",
-           py::arg("dim") = py::none(), py::arg("ann_min_entries") = 4096, py::arg("hnsw_m") = 32,
-           py::arg("ef_search") = 96)
+           py::arg("dim") = py::none(), py::arg("ann_min_entries") = 2048, py::arg("hnsw_m") = 32,
+           py::arg("ef_search") = 64)
       .def(
           "put",
           [](SemanticCache& c, const std::string& query, py::handle response,

@@ -214,9 +214,9 @@ class SemanticCache:
         ttl_seconds: Optional[float] = None,
         index: str = "auto",
         dim: Optional[int] = None,
-        ann_min_entries: int = 4096,
+        ann_min_entries: int = 2048,
         hnsw_m: int = 32,
-        ef_search: int = 96,
+        ef_search: int = 64,
     ) -> None: ...
     def put(
         self,

@@ -3,13 +3,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <thread>
 
+#include "faiss/IndexHNSW.h"
 #include "test_util.h"
+// Internal classes of the cache area, tested directly (the target only exports cpp/include).
+#include "../../cpp/src/cache/hnsw_index.h"
+#include "../../cpp/src/cache/simd_distance.h"
+#include "../../cpp/src/cache/sq8_quantizer.h"
+#include "../../cpp/src/cache/vector_partition.h"
 
 namespace thrifty::cache {
 namespace {
@@ -282,6 +289,250 @@ TEST(SemanticCacheTest, ConcurrentReadersAndWritersAreConsistent) {
   const SemanticCacheStats stats = cache->stats();
   EXPECT_EQ(stats.hits + stats.misses, static_cast<uint64_t>(gets.load()));
   EXPECT_LE(stats.entries, 300u);
+}
+
+// --- ANN internals: 8-bit codes, the code kernels, the HNSW walk --------------------------
+
+std::vector<float> Unit(std::vector<float> v) {
+  double norm = 0.0;
+  for (float x : v) norm += static_cast<double>(x) * x;
+  for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  return v;
+}
+
+// n unit vectors around `centers` random centres (real embeddings are clustered, not uniform).
+std::vector<float> Clustered(std::mt19937& rng, size_t n, size_t dim, size_t centers,
+                             float spread) {
+  std::vector<std::vector<float>> middle;
+  for (size_t c = 0; c < centers; ++c) middle.push_back(Unit(Random(rng, dim)));
+  std::normal_distribution<float> normal;
+  std::vector<float> out;
+  out.reserve(n * dim);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<float> v = middle[rng() % centers];
+    for (float& x : v) x += spread * normal(rng) / std::sqrt(static_cast<float>(dim));
+    v = Unit(std::move(v));
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+float Dot(const float* a, const float* b, size_t dim) {
+  double sum = 0.0;
+  for (size_t i = 0; i < dim; ++i) sum += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(sum);
+}
+
+TEST(SemanticCacheAnnTest, Sq8CodesRoundTripWithinHalfAStep) {
+  constexpr size_t kD = 256;
+  std::mt19937 rng(3);
+  const std::vector<float> vectors = Clustered(rng, 4000, kD, 50, 0.5f);
+  const auto quantizer = internal::Sq8Quantizer::Train(vectors.data(), 4000, kD);
+  // Trained ranges are much tighter than [-1, 1]: the point of training.
+  EXPECT_LT(quantizer.MaxInRangeError(), 0.5f * 2.0f / 255.0f);
+  std::vector<uint8_t> code(kD);
+  std::vector<float> decoded(kD), weights(kD);
+  float worst = 0.0f;
+  for (size_t row = 0; row < 4000; ++row) {
+    const float* v = &vectors[row * kD];
+    quantizer.Encode(v, code.data());
+    quantizer.Decode(code.data(), decoded.data());
+    for (size_t i = 0; i < kD; ++i) worst = std::max(worst, std::abs(v[i] - decoded[i]));
+    // The code-space inner product equals the inner product with the decoded vector, and is
+    // within sum_i |q_i| * error of the exact one.
+    const float* q = &vectors[((row * 7919) % 4000) * kD];
+    const float approx = quantizer.PrepareQuery(q, weights.data()) +
+                         internal::WeightedCodeSum(weights.data(), code.data(), kD);
+    EXPECT_NEAR(approx, Dot(q, decoded.data(), kD), 1e-4);
+    float bound = 0.0f;
+    for (size_t i = 0; i < kD; ++i) bound += std::abs(q[i]) * quantizer.MaxInRangeError();
+    EXPECT_LE(std::abs(approx - Dot(q, v, kD)), bound + 1e-4f);
+  }
+  EXPECT_LE(worst, quantizer.MaxInRangeError() * 1.001f);
+  EXPECT_GT(worst, 0.0f);
+
+  // Components outside the trained range clamp to its nearer end.
+  std::vector<float> outlier(kD, 0.0f);
+  outlier[0] = 1.0f;
+  quantizer.Encode(outlier.data(), code.data());
+  EXPECT_EQ(code[0], 255);
+  outlier[0] = -1.0f;
+  quantizer.Encode(outlier.data(), code.data());
+  EXPECT_EQ(code[0], 0);
+
+  // Too few rows to learn from: [-1, 1] on every dimension, which still holds any unit vector.
+  const auto untrained = internal::Sq8Quantizer::Train(vectors.data(), 10, kD);
+  EXPECT_NEAR(untrained.MaxInRangeError(), 1.0f / 255.0f, 1e-7);
+  untrained.Encode(outlier.data(), code.data());
+  untrained.Decode(code.data(), decoded.data());
+  EXPECT_NEAR(decoded[0], -1.0f, 1e-6);
+  EXPECT_NEAR(decoded[1], 0.0f, 1.0f / 255.0f);
+}
+
+TEST(SemanticCacheAnnTest, CodeKernelMatchesScalarAtEveryTailLength) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (size_t dim : {1, 7, 15, 16, 17, 31, 32, 33, 48, 255, 256, 257, 1000}) {
+    std::vector<float> weights(dim);
+    std::vector<uint8_t> code(dim);
+    double expected = 0.0;
+    for (size_t i = 0; i < dim; ++i) {
+      weights[i] = uniform(rng);
+      code[i] = static_cast<uint8_t>(rng() % 256);
+      expected += static_cast<double>(weights[i]) * code[i];
+    }
+    EXPECT_NEAR(internal::WeightedCodeSum(weights.data(), code.data(), dim), expected,
+                1e-3 * (1.0 + std::abs(expected)))
+        << "dim=" << dim << " simd=" << internal::SimdLevel();
+  }
+}
+
+TEST(SemanticCacheAnnTest, HnswWalkOverCodesFindsWhatFaissFindsOverFloats) {
+  // Same data, same M and efConstruction: our walk over 8-bit codes must find the exact best
+  // match about as often as FAISS's own search over float32 vectors.
+  constexpr size_t kD = 64;
+  constexpr size_t kN = 10000;
+  constexpr size_t kQueries = 400;
+  std::mt19937 rng(11);
+  const std::vector<float> base = Clustered(rng, kN, kD, 100, 0.5f);
+  const std::vector<float> queries = Clustered(rng, kQueries, kD, 100, 0.5f);
+  internal::HnswOptions options;
+  options.dim = kD;
+  options.m = 16;
+  options.ef_construction = 40;
+  internal::HnswIndex index(options);
+  index.Add(base.data(), kN / 2);  // a batch (parallel), then one by one, then a batch
+  for (size_t i = kN / 2; i < kN / 2 + 300; ++i) index.Add(base.data(), 1);
+  index.Add(base.data(), kN - index.size());
+  ASSERT_EQ(index.size(), kN);
+  faiss::IndexHNSWFlat reference(kD, 16, faiss::METRIC_INNER_PRODUCT);
+  reference.hnsw.efConstruction = 40;
+  reference.add(kN, base.data());
+
+  std::vector<uint32_t> best(kQueries);
+  for (size_t q = 0; q < kQueries; ++q) {
+    float best_similarity = -2.0f;
+    for (uint32_t i = 0; i < kN; ++i) {
+      const float similarity = Dot(&queries[q * kD], &base[i * kD], kD);
+      if (similarity > best_similarity) {
+        best_similarity = similarity;
+        best[q] = i;
+      }
+    }
+  }
+  std::vector<std::pair<float, uint32_t>> found;
+  for (int ef : {32, 128}) {
+    index.set_ef_search(ef);
+    reference.hnsw.efSearch = ef;
+    std::vector<float> distances(kQueries * 10);
+    std::vector<faiss::Index::idx_t> labels(kQueries * 10);
+    reference.search(kQueries, queries.data(), 10, distances.data(), labels.data());
+    int ours = 0;
+    int theirs = 0;
+    for (size_t q = 0; q < kQueries; ++q) {
+      const float* query = &queries[q * kD];
+      index.Search(query, 10, found);
+      ASSERT_EQ(found.size(), 10u);
+      for (size_t i = 1; i < found.size(); ++i) EXPECT_GE(found[i - 1].first, found[i].first);
+      for (const auto& [similarity, label] : found) {  // approximate, but close
+        EXPECT_NEAR(similarity, Dot(query, &base[label * kD], kD), 0.02);
+      }
+      ours += std::any_of(found.begin(), found.end(),
+                          [&](const auto& f) { return f.second == best[q]; });
+      theirs += std::count(&labels[q * 10], &labels[q * 10 + 10],
+                           static_cast<faiss::Index::idx_t>(best[q]));
+    }
+    EXPECT_GE(ours, theirs - static_cast<int>(kQueries) / 50) << "ef=" << ef;
+    if (ef == 128) {
+      EXPECT_GE(ours, static_cast<int>(kQueries) * 9 / 10);
+    }
+  }
+}
+
+TEST(SemanticCacheAnnTest, PartitionKeepsOneFloatCopyAndReRanksExactly) {
+  constexpr size_t kD = 128;
+  constexpr size_t kN = 8000;
+  std::mt19937 rng(13);
+  const std::vector<float> base = Clustered(rng, kN, kD, 100, 1.0f);
+  internal::PartitionConfig config;
+  config.dim = kD;
+  config.ann_always = true;
+  config.hnsw_m = 16;
+  internal::VectorPartition partition(config);
+  std::vector<uint64_t> ids(kN);
+  for (size_t i = 0; i < kN; ++i) ids[i] = i + 1;
+  partition.AddBatch(base.data(), ids.data(), kN);
+  ASSERT_TRUE(partition.uses_ann());
+  // float32 vector + 8-bit code + level-0 links (2 * M) and slack; two float copies would not fit.
+  const double per_entry = static_cast<double>(partition.MemoryBytes()) / kN;
+  EXPECT_LT(per_entry, kD * 4 + kD + 2 * 16 * 4 + 160) << per_entry;
+  EXPECT_GT(per_entry, kD * 4 + kD);
+
+  std::vector<std::pair<float, uint64_t>> out;
+  for (size_t i = 0; i < kN; i += 37) {
+    partition.Search(&base[i * kD], 3, out);
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(out[0].second, i + 1);
+    for (const auto& [similarity, id] : out) {  // exact, not the 8-bit estimate
+      EXPECT_FLOAT_EQ(similarity, internal::InnerProduct(&base[i * kD], &base[(id - 1) * kD], kD));
+    }
+  }
+}
+
+TEST(SemanticCacheAnnTest, GrowingOneByOneRetrainsCodesAndKeepsFindingEverything) {
+  // kHnsw from the first entry: the codes start on [-1, 1] and are re-trained (and re-encoded)
+  // as the partition grows 4x at a time; every stored vector must stay findable throughout.
+  SemanticCacheOptions options;
+  options.index = IndexKind::kHnsw;
+  options.threshold = 0.999;
+  options.hnsw_m = 8;
+  auto cache = MakeCache(options, 48);
+  std::mt19937 rng(17);
+  const std::vector<float> base = Clustered(rng, 5000, 48, 40, 0.6f);
+  auto row = [&](size_t i) { return std::vector<float>(&base[i * 48], &base[(i + 1) * 48]); };
+  int found = 0;
+  for (size_t i = 0; i < 5000; ++i) {
+    ASSERT_TRUE(
+        cache->PutVector(row(i), "q" + std::to_string(i), Value(std::to_string(i)), "", "").ok());
+    if (i % 50 == 0) found += HitData(*cache, row(i / 2), "", "") == std::to_string(i / 2);
+  }
+  EXPECT_GE(found, 99);  // of 100 probes while growing
+  found = 0;
+  for (size_t i = 0; i < 5000; ++i) found += HitData(*cache, row(i), "", "") == std::to_string(i);
+  EXPECT_GE(found, 4975);
+}
+
+TEST(SemanticCacheAnnTest, InterleavedScopesOfDifferentSizesOnOneThread) {
+  // One thread's visited bits serve partitions of every size, and are cleared between searches.
+  SemanticCacheOptions options;
+  options.index = IndexKind::kHnsw;
+  options.threshold = 0.999;
+  auto cache = MakeCache(options, 32);
+  std::mt19937 rng(19);
+  std::vector<std::vector<float>> small, large;
+  for (int i = 0; i < 300; ++i) {
+    small.push_back(Random(rng, 32));
+    ASSERT_TRUE(
+        cache->PutVector(small.back(), "s" + std::to_string(i), Value("small"), "", "s").ok());
+  }
+  std::vector<float> batch;
+  std::vector<std::string> queries;
+  std::vector<SemanticValue> values;
+  for (int i = 0; i < 5000; ++i) {
+    large.push_back(Random(rng, 32));
+    batch.insert(batch.end(), large.back().begin(), large.back().end());
+    queries.push_back("l" + std::to_string(i));
+    values.push_back(Value("large" + std::to_string(i)));
+  }
+  ASSERT_TRUE(cache->PutVectors(batch, queries, std::move(values), "", "l").ok());
+  int found = 0;
+  for (int round = 0; round < 600; ++round) {
+    found += HitData(*cache, small[round % 300], "", "s") == "small";
+    found += HitData(*cache, large[(round * 7) % 5000], "", "l") ==
+             "large" + std::to_string((round * 7) % 5000);
+  }
+  EXPECT_GE(found, 1190);
+  EXPECT_EQ(HitData(*cache, large[0], "", "s"), "<miss>");
 }
 
 }  // namespace

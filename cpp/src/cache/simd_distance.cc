@@ -2,9 +2,14 @@
 
 #include <immintrin.h>
 
-#include "faiss/IndexFlat.h"
-#include "faiss/IndexHNSW.h"
-#include "faiss/impl/DistanceComputer.h"
+#include <algorithm>
+
+// GCC 12 warns inside its own AVX-512 intrinsics (their _mm512_undefined_* pass-through
+// operands; GCC bug 105593, fixed in 13) wherever this file inlines them.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace thrifty::cache::internal {
 namespace {
@@ -53,56 +58,119 @@ __attribute__((target("avx512f"))) float InnerProductAvx512(const float* a, cons
   return total;
 }
 
+float WeightedCodeSumScalar(const float* weights, const uint8_t* code, size_t dim) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < dim; ++i) sum += weights[i] * static_cast<float>(code[i]);
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float WeightedCodeSumAvx2(const float* weights,
+                                                              const uint8_t* code, size_t dim) {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i));
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(weights + i), lo, acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(weights + i + 8), hi, acc1);
+  }
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+  float total = _mm_cvtss_f32(sum);
+  for (; i < dim; ++i) total += weights[i] * static_cast<float>(code[i]);
+  return total;
+}
+
+__attribute__((target("avx512f"))) float WeightedCodeSumAvx512(const float* weights,
+                                                               const uint8_t* code, size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps();
+  __m512 acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    const __m512 lo = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i))));
+    const __m512 hi = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16))));
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), lo, acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i + 16), hi, acc1);
+  }
+  for (; i + 16 <= dim; i += 16) {
+    const __m512 lo = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i))));
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), lo, acc0);
+  }
+  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; i < dim; ++i) total += weights[i] * static_cast<float>(code[i]);
+  return total;
+}
+
+// The batch loop below, for each kernel: the rows are scattered (the hardware prefetcher cannot
+// guess them), so prefetch about kPrefetchBytes ahead of the row being computed. Measured on
+// 1M 256-d codes: 16 rows ahead beat 4 by ~10%; beyond that it made no difference.
+constexpr size_t kPrefetchBytes = 4096;
+
+inline void PrefetchCode(const uint8_t* code, size_t dim) {
+  for (size_t offset = 0; offset < dim; offset += 64) __builtin_prefetch(code + offset);
+}
+
+#define THRIFTY_WEIGHTED_CODE_SUMS_BODY(kernel)                                              \
+  const size_t ahead = std::max<size_t>(1, kPrefetchBytes / std::max<size_t>(dim, 1));       \
+  for (size_t j = 0; j < std::min(ahead, n); ++j) {                                          \
+    PrefetchCode(codes + static_cast<size_t>(ids[j]) * dim, dim);                            \
+  }                                                                                          \
+  for (size_t j = 0; j < n; ++j) {                                                           \
+    if (j + ahead < n) PrefetchCode(codes + static_cast<size_t>(ids[j + ahead]) * dim, dim); \
+    out[j] = kernel(weights, codes + static_cast<size_t>(ids[j]) * dim, dim);                \
+  }
+
+void WeightedCodeSumsScalar(const float* weights, const uint8_t* codes, size_t dim,
+                            const int32_t* ids, size_t n, float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumScalar)
+}
+
+__attribute__((target("avx2,fma"))) void WeightedCodeSumsAvx2(const float* weights,
+                                                              const uint8_t* codes, size_t dim,
+                                                              const int32_t* ids, size_t n,
+                                                              float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx2)
+}
+
+__attribute__((target("avx512f"))) void WeightedCodeSumsAvx512(const float* weights,
+                                                               const uint8_t* codes, size_t dim,
+                                                               const int32_t* ids, size_t n,
+                                                               float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx512)
+}
+
+#undef THRIFTY_WEIGHTED_CODE_SUMS_BODY
+
 using Kernel = float (*)(const float*, const float*, size_t);
+using BatchCodeKernel = void (*)(const float*, const uint8_t*, size_t, const int32_t*, size_t,
+                                 float*);
 
 struct Dispatch {
   Kernel kernel;
+  float (*code_kernel)(const float*, const uint8_t*, size_t);
+  BatchCodeKernel batch_code_kernel;
   std::string_view level;
 };
 
 const Dispatch& Chosen() {
   static const Dispatch dispatch = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return Dispatch{InnerProductAvx512, "avx512"};
+    if (__builtin_cpu_supports("avx512f"))
+      return Dispatch{InnerProductAvx512, WeightedCodeSumAvx512, WeightedCodeSumsAvx512, "avx512"};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      return Dispatch{InnerProductAvx2, "avx2"};
+      return Dispatch{InnerProductAvx2, WeightedCodeSumAvx2, WeightedCodeSumsAvx2, "avx2"};
     }
-    return Dispatch{InnerProductScalar, "scalar"};
+    return Dispatch{InnerProductScalar, WeightedCodeSumScalar, WeightedCodeSumsScalar, "scalar"};
   }();
   return dispatch;
 }
-
-// FAISS's HNSW asks its storage for a distance computer; this one uses our kernels.
-class FastIpComputer : public faiss::FlatCodesDistanceComputer {
- public:
-  explicit FastIpComputer(const faiss::IndexFlat& storage)
-      : faiss::FlatCodesDistanceComputer(storage.codes.data(), storage.code_size),
-        base_(storage.get_xb()),
-        dim_(static_cast<size_t>(storage.d)),
-        kernel_(Chosen().kernel) {}
-
-  void set_query(const float* x) override { query_ = x; }
-  float distance_to_code(const uint8_t* code) override {
-    return kernel_(query_, reinterpret_cast<const float*>(code), dim_);
-  }
-  float symmetric_dis(idx_t i, idx_t j) override {
-    return kernel_(base_ + static_cast<size_t>(i) * dim_, base_ + static_cast<size_t>(j) * dim_,
-                   dim_);
-  }
-
- private:
-  const float* base_;
-  const float* query_ = nullptr;
-  size_t dim_;
-  Kernel kernel_;
-};
-
-struct FastFlatIp : faiss::IndexFlatIP {
-  explicit FastFlatIp(size_t dim) : faiss::IndexFlatIP(static_cast<faiss::Index::idx_t>(dim)) {}
-  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override {
-    return new FastIpComputer(*this);
-  }
-};
 
 }  // namespace
 
@@ -115,12 +183,15 @@ void InnerProducts(const float* query, const float* base, size_t dim, size_t n, 
   for (size_t i = 0; i < n; ++i) out[i] = kernel(query, base + i * dim, dim);
 }
 
-std::string_view SimdLevel() { return Chosen().level; }
-
-std::unique_ptr<faiss::IndexHNSW> MakeFastHnsw(size_t dim, int m) {
-  auto index = std::make_unique<faiss::IndexHNSW>(new FastFlatIp(dim), m);
-  index->own_fields = true;
-  return index;
+float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim) {
+  return Chosen().code_kernel(weights, code, dim);
 }
+
+void WeightedCodeSums(const float* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+                      size_t n, float* out) {
+  Chosen().batch_code_kernel(weights, codes, dim, ids, n, out);
+}
+
+std::string_view SimdLevel() { return Chosen().level; }
 
 }  // namespace thrifty::cache::internal

@@ -10,23 +10,23 @@
 #define THRIFTY_CACHE_SIMD_DISTANCE_H_
 
 #include <cstddef>
-#include <memory>
+#include <cstdint>
 #include <string_view>
-
-namespace faiss {
-struct IndexHNSW;
-}  // namespace faiss
 
 namespace thrifty::cache::internal {
 
 float InnerProduct(const float* a, const float* b, size_t dim);
 // out[i] = <query, base + i * dim> for i in [0, n).
 void InnerProducts(const float* query, const float* base, size_t dim, size_t n, float* out);
-// "avx512", "avx2" or "scalar": what InnerProduct uses on this CPU.
+// sum_i weights[i] * code[i]: the code-dependent part of an inner product with an 8-bit
+// scalar-quantized vector (see Sq8Quantizer).
+float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim);
+// out[j] = WeightedCodeSum(weights, codes + ids[j] * dim, dim) for j in [0, n): the scattered
+// rows an HNSW step visits, fetched a few rows ahead of the arithmetic.
+void WeightedCodeSums(const float* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+                      size_t n, float* out);
+// "avx512", "avx2" or "scalar": what the kernels use on this CPU.
 std::string_view SimdLevel();
-
-// An HNSW index (inner product) whose storage computes distances with InnerProduct.
-std::unique_ptr<faiss::IndexHNSW> MakeFastHnsw(size_t dim, int m);
 
 }  // namespace thrifty::cache::internal
 

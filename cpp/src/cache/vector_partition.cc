@@ -1,25 +1,12 @@
 #include "vector_partition.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
-#include "faiss/IndexHNSW.h"
 #include "simd_distance.h"
 
 namespace thrifty::cache::internal {
 namespace {
-
-// A single-query search must not fork an OpenMP team per call: with many caller threads that
-// oversubscribes the cores. Set once per calling thread.
-void SingleThreadedOpenMp() {
-  thread_local const bool once = [] {
-    omp_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
-}
 
 void KeepBest(std::vector<std::pair<float, uint64_t>>& best, size_t k, float similarity,
               uint64_t entry) {
@@ -45,12 +32,14 @@ void VectorPartition::Add(const float* vector, uint64_t entry_id) {
     slot_entry_[slot] = entry_id;
   } else {
     slot = static_cast<uint32_t>(slot_entry_.size());
+    ReserveWithSlack(vectors_, vectors_.size() + dim);
+    ReserveWithSlack(slot_entry_, slot_entry_.size() + 1);
     vectors_.insert(vectors_.end(), vector, vector + dim);
     slot_entry_.push_back(entry_id);
   }
   slot_of_[entry_id] = slot;
   if (hnsw_) {
-    hnsw_->add(1, vector);  // label == slot: both are appended in step
+    hnsw_->Add(vectors_.data(), 1);  // label == slot: both are appended in step
   } else if (config_.ann_always ||
              (config_.ann_min_entries > 0 && slot_of_.size() >= config_.ann_min_entries)) {
     BuildAnn();
@@ -60,6 +49,8 @@ void VectorPartition::Add(const float* vector, uint64_t entry_id) {
 void VectorPartition::AddBatch(const float* vectors, const uint64_t* entry_ids, size_t n) {
   const size_t dim = config_.dim;
   const size_t first = slot_entry_.size();
+  ReserveWithSlack(vectors_, vectors_.size() + n * dim);
+  ReserveWithSlack(slot_entry_, slot_entry_.size() + n);
   vectors_.insert(vectors_.end(), vectors, vectors + n * dim);
   for (size_t i = 0; i < n; ++i) {
     slot_entry_.push_back(entry_ids[i]);
@@ -67,16 +58,11 @@ void VectorPartition::AddBatch(const float* vectors, const uint64_t* entry_ids, 
   }
   const bool want_ann = config_.ann_always ||
                         (config_.ann_min_entries > 0 && slot_of_.size() >= config_.ann_min_entries);
-  if (!hnsw_ && !want_ann) return;
-  // Bulk insertion may use every core, whatever this thread set for single-query searches.
-  const int previous = omp_get_max_threads();
-  omp_set_num_threads(omp_get_num_procs());
   if (hnsw_) {
-    hnsw_->add(static_cast<faiss::Index::idx_t>(n), &vectors_[first * dim]);
-  } else {
+    hnsw_->Add(vectors_.data(), n);
+  } else if (want_ann) {
     BuildAnn();
   }
-  omp_set_num_threads(previous);
 }
 
 void VectorPartition::Remove(uint64_t entry_id) {
@@ -85,8 +71,8 @@ void VectorPartition::Remove(uint64_t entry_id) {
   const uint32_t slot = it->second;
   slot_of_.erase(it);
   slot_entry_[slot] = 0;
-  std::fill_n(&vectors_[size_t{slot} * config_.dim], config_.dim, 0.0f);
   if (!hnsw_) {
+    std::fill_n(&vectors_[size_t{slot} * config_.dim], config_.dim, 0.0f);
     free_slots_.push_back(slot);
     return;
   }
@@ -115,18 +101,28 @@ void VectorPartition::Compact() {
   }
   slot_entry_.resize(write);
   vectors_.resize(write * dim);
+  slot_entry_.shrink_to_fit();  // a rebuild follows: the copy is cheap next to it
+  vectors_.shrink_to_fit();
   free_slots_.clear();
   tombstones_ = 0;
 }
 
+size_t VectorPartition::MemoryBytes() const {
+  return vectors_.capacity() * sizeof(float) + slot_entry_.capacity() * sizeof(uint64_t) +
+         free_slots_.capacity() * sizeof(uint32_t) +
+         slot_of_.capacity() * (sizeof(uint64_t) + sizeof(uint32_t) + 1) +
+         (hnsw_ ? hnsw_->MemoryBytes() : 0);
+}
+
 void VectorPartition::BuildAnn() {
   Compact();
-  hnsw_ = MakeFastHnsw(config_.dim, config_.hnsw_m);
-  hnsw_->hnsw.efConstruction = config_.hnsw_ef_construction;
-  hnsw_->hnsw.efSearch = config_.hnsw_ef_search;
-  if (!slot_entry_.empty()) {
-    hnsw_->add(static_cast<faiss::Index::idx_t>(slot_entry_.size()), vectors_.data());
-  }
+  HnswOptions options;
+  options.dim = config_.dim;
+  options.m = config_.hnsw_m;
+  options.ef_construction = config_.hnsw_ef_construction;
+  options.ef_search = config_.hnsw_ef_search;
+  hnsw_ = std::make_unique<HnswIndex>(options);
+  hnsw_->Add(vectors_.data(), slot_entry_.size());
 }
 
 void VectorPartition::Search(const float* query, size_t k,
@@ -135,18 +131,22 @@ void VectorPartition::Search(const float* query, size_t k,
   if (slot_of_.empty() || k == 0) return;
   const size_t dim = config_.dim;
   if (hnsw_) {
-    SingleThreadedOpenMp();
-    // Ask for extra neighbours: some may be tombstones.
-    const size_t want = std::min<size_t>(slot_entry_.size(), k + 4 + tombstones_ / 64);
-    std::vector<float> distances(want);
-    std::vector<faiss::Index::idx_t> labels(want);
-    hnsw_->search(1, query, static_cast<faiss::Index::idx_t>(want), distances.data(),
-                  labels.data());
-    for (size_t i = 0; i < want; ++i) {
-      if (labels[i] < 0) continue;
-      const auto slot = static_cast<size_t>(labels[i]);
-      if (slot >= slot_entry_.size() || slot_entry_[slot] == 0) continue;
-      const float similarity = InnerProduct(query, &vectors_[slot * dim], dim);
+    // Extra candidates for the exact re-ranking, and to make up for tombstones among them.
+    const size_t live = slot_of_.size();
+    const size_t total = slot_entry_.size();
+    const size_t wanted = std::min(k, live) + kRerankExtra;
+    const size_t want = std::min(total, (wanted * total + live - 1) / live);
+    thread_local std::vector<std::pair<float, uint32_t>> candidates;
+    hnsw_->Search(query, want, candidates);
+    for (const auto& [approximate, slot] : candidates) {  // scattered rows: fetch them all
+      const char* row = reinterpret_cast<const char*>(&vectors_[size_t{slot} * dim]);
+      for (size_t offset = 0; offset < dim * sizeof(float); offset += 64) {
+        __builtin_prefetch(row + offset);
+      }
+    }
+    for (const auto& [approximate, slot] : candidates) {
+      if (slot_entry_[slot] == 0) continue;
+      const float similarity = InnerProduct(query, &vectors_[size_t{slot} * dim], dim);
       KeepBest(out, k, similarity, slot_entry_[slot]);
     }
     return;

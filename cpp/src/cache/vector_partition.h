@@ -1,10 +1,13 @@
 // VectorPartition: the vectors of one cache scope, searchable exactly or through HNSW.
 // Internal to the cache area.
 //
-// Slots hold L2-normalized vectors contiguously. In flat mode a removed slot is zeroed (it can
-// never reach a positive threshold) and reused. In HNSW mode slots are append-only and labels
-// equal slots; removals are tombstones, and the index is compacted and rebuilt when tombstones
-// pass a quarter of it. Search always recomputes similarities from the slot vectors.
+// Slots hold L2-normalized float32 vectors contiguously: the only float copy of each vector.
+// In flat mode a removed slot is zeroed (it can never reach a positive threshold) and reused.
+// In HNSW mode slots are append-only and labels equal slots; removals are tombstones whose
+// vectors stay in place (the graph still routes through them and compares new vectors with
+// them), and the index is compacted and rebuilt when tombstones pass a quarter of it. The HNSW
+// walk uses 8-bit codes; Search takes kRerankExtra more candidates than asked and re-ranks them
+// with the exact float32 vectors, so reported similarities are always exact.
 //
 // Thread-safety: thread-compatible. Concurrent const calls (Search) are safe; the owner
 // serializes mutations against everything else.
@@ -17,10 +20,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-
-namespace faiss {
-struct IndexHNSW;
-}  // namespace faiss
+#include "hnsw_index.h"
+#include "huge_pages.h"
 
 namespace thrifty::cache::internal {
 
@@ -29,8 +30,8 @@ struct PartitionConfig {
   bool ann_always = false;     // HNSW from the first vector
   size_t ann_min_entries = 0;  // 0: never (flat only)
   int hnsw_m = 32;
-  int hnsw_ef_construction = 40;
-  int hnsw_ef_search = 96;
+  int hnsw_ef_construction = 160;
+  int hnsw_ef_search = 64;
 };
 
 class VectorPartition {
@@ -49,17 +50,22 @@ class VectorPartition {
 
   size_t size() const { return slot_of_.size(); }
   bool uses_ann() const { return hnsw_ != nullptr; }
+  // Bytes held by the vectors and the index (not the entry map).
+  size_t MemoryBytes() const;
+
+  // Candidates the HNSW walk returns beyond k, for the exact re-ranking.
+  static constexpr size_t kRerankExtra = 16;
 
  private:
   void Compact();
   void BuildAnn();
 
   PartitionConfig config_;
-  std::vector<float> vectors_;        // slots * dim
+  std::vector<float, HugePageAllocator<float>> vectors_;  // slots * dim
   std::vector<uint64_t> slot_entry_;  // entry id per slot; 0 = free or tombstone
   std::vector<uint32_t> free_slots_;  // flat mode only
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
-  std::unique_ptr<faiss::IndexHNSW> hnsw_;
+  std::unique_ptr<HnswIndex> hnsw_;
   size_t tombstones_ = 0;
 };
 

@@ -1,0 +1,93 @@
+// HnswIndex: an HNSW graph built from exact vectors and searched over 8-bit codes. Internal to
+// the cache area.
+//
+// FAISS's HNSW holds the links and inserts nodes (faiss::HNSW::add_with_locks, on every core).
+// Insertion reads the caller's float32 vectors but never copies them: one float copy per
+// entry, the caller's. Its beam search compares the inserted vector with codes, and its
+// neighbour selection compares float32 vectors (see InsertionDistance in the .cc). Search walks
+// the graph over Sq8Quantizer codes (dim bytes per node, a quarter of the memory traffic of
+// float32), prefetches the rows it is about to read, and keeps its visited bits and heaps per
+// thread, so a lookup allocates nothing. Its similarities are approximate (within a few
+// thousandths for unit vectors); callers re-rank the candidates with their exact vectors.
+//
+// Why not faiss::IndexHNSW: it needs a storage index holding a second copy of the vectors, and
+// its search (Debian's FAISS is built for baseline x86-64) allocates and zeroes an ntotal-byte
+// visited table per query and reads each candidate through two virtual calls, without
+// prefetching. Lookups at 1M entries are memory-bound, and this search reads 4x fewer bytes.
+//
+// Invariants: labels are 0..size()-1 in insertion order; codes hold size() * dim bytes, encoded
+// by the current quantizer (re-trained, and every code re-encoded, when the index has grown
+// fourfold since the last training, until kMaxTrainingRows rows).
+//
+// Thread-safety: thread-compatible. Concurrent const calls (Search) are safe; Add and
+// set_ef_search must be serialized against everything else. Each searching thread keeps
+// size() / 8 bytes of visited bits (for the largest index it searched) for its lifetime.
+#ifndef THRIFTY_CACHE_HNSW_INDEX_H_
+#define THRIFTY_CACHE_HNSW_INDEX_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "huge_pages.h"
+#include "sq8_quantizer.h"
+
+namespace thrifty::cache::internal {
+
+// Makes room for `size` elements, growing the capacity by at least an eighth at a time:
+// amortized O(1) appends with at most 12.5% unused capacity, where std::vector's doubling can
+// leave half of a large index unused.
+template <typename Vector>
+void ReserveWithSlack(Vector& v, size_t size) {
+  if (size > v.capacity()) v.reserve(std::max(size, v.capacity() + v.capacity() / 8));
+}
+
+struct HnswOptions {
+  size_t dim = 0;
+  int m = 32;  // links per node on the upper levels; 2 * m on level 0
+  int ef_construction = 40;
+  int ef_search = 96;
+};
+
+class HnswIndex {
+ public:
+  explicit HnswIndex(HnswOptions options);
+  ~HnswIndex();
+  HnswIndex(const HnswIndex&) = delete;
+  HnswIndex& operator=(const HnswIndex&) = delete;
+
+  // Indexes rows [size(), size() + n) of `base` (row i has label i). Rows below size() must be
+  // the ones added before: the new links are chosen by comparing them.
+  void Add(const float* base, size_t n);
+  // Up to k (approximate similarity, label) pairs, best first, from a beam of
+  // max(ef_search, k) nodes.
+  void Search(const float* query, size_t k, std::vector<std::pair<float, uint32_t>>& out) const;
+
+  size_t size() const { return size_; }
+  int ef_search() const { return options_.ef_search; }
+  void set_ef_search(int ef) { options_.ef_search = ef; }
+  const Sq8Quantizer& quantizer() const { return quantizer_; }
+  // Bytes held: codes, links and per-node bookkeeping.
+  size_t MemoryBytes() const;
+
+  static constexpr size_t kMaxTrainingRows = 65536;
+
+ private:
+  struct Graph;  // FAISS types stay out of this header
+
+  void EncodeRows(const float* base, size_t begin, size_t end);
+
+  HnswOptions options_;
+  std::unique_ptr<Graph> graph_;
+  Sq8Quantizer quantizer_;
+  size_t trained_rows_ = 0;
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> codes_;  // size_ * dim
+  size_t size_ = 0;
+};
+
+}  // namespace thrifty::cache::internal
+
+#endif  // THRIFTY_CACHE_HNSW_INDEX_H_
