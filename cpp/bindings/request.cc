@@ -2,11 +2,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
 
 #include "errors.h"
 #include "json_convert.h"
 #include "register.h"
+#include "thrifty/request/cached_tokens.h"
 #include "thrifty/request/request_key.h"
 #include "thrifty/request/token_estimate.h"
 
@@ -35,6 +37,22 @@ std::string_view Utf8View(const py::str& text) {
 }  // namespace
 
 void RegisterRequest(py::module_& m) {
+  // Base of everything that predicts prompt-cache hits (PrefixTracker); Router(tracker=...) takes
+  // any subclass. Bound with a shared_ptr holder so owners can share one tracker.
+  py::class_<request::CachedTokensPredictor, std::shared_ptr<request::CachedTokensPredictor>>(
+      m, "CachedTokensPredictor",
+      "Base class of prompt-cache predictors such as PrefixTracker; not constructible itself.")
+      .def(
+          "predict_cached_tokens",
+          [](const request::CachedTokensPredictor& self, const catalog::ModelSpec& model,
+             py::handle request) {
+            const nlohmann::json json = ToJson(request, "request");
+            py::gil_scoped_release release;
+            return self.PredictCachedTokens(model, json);
+          },
+          py::arg("model"), py::arg("request"),
+          "Input tokens of `request` the provider of `model` would serve from its prompt cache "
+          "if it were sent now.");
   m.def(
       "request_key",
       [](py::handle request, std::string_view ns) {
