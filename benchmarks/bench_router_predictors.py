@@ -12,7 +12,7 @@ single model's quality on TEST (an oracle choice of threshold: it compares predi
 not a deployable figure; calibrate() on a validation split is). The full evaluation with
 baselines, APGR, CPT and AIQ is `python -m thrifty.eval_router`.
 
-    .venv/bin/python benchmarks/bench_router_quality.py [--embedders hashing,static]
+    .venv/bin/python benchmarks/bench_router_predictors.py [--embedders hashing,static]
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def main():
         ["dataset", "embedder", "predictor", "brier", "auc", "cost@95%", "fit s"],
         rows,
     )
-    print(f"wrote {write_json('bench_router_quality', {'results': results})}")
+    print(f"wrote {write_json('bench_router_predictors', {'results': results})}")
 
 
 if __name__ == "__main__":
