@@ -50,6 +50,7 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.ledger import Ledger
 
 __all__ = [
     "AgentBudget",
@@ -96,4 +97,5 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "Ledger",
 ]
