@@ -77,6 +77,8 @@ bench: install
 	$(PY) benchmarks/bench_semantic_quality.py
 	$(PY) benchmarks/bench_semantic_cache.py
 	$(PY) benchmarks/bench_vs_gptcache.py
+	build/release/benchmarks/bench_ledger
+	$(PY) benchmarks/bench_ledger.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed
