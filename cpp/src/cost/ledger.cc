@@ -384,6 +384,7 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
   std::string model_key;
   TouchSeries("", model, bucket, cost_nano, &model_key);
 
+  const int latency_bin = call.latency_s ? QuantileSketch::BinOf(*call.latency_s) : 0;
   auto add = [&](Aggregate& a) {
     ++a.calls;
     a.cost_nano += cost_nano;
@@ -400,7 +401,7 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
       }
       it->second += ToNano(s.usd);
     }
-    if (call.latency_s) a.latency_s.Add(*call.latency_s);
+    if (call.latency_s) a.latency_s.AddWithBin(*call.latency_s, latency_bin);
   };
   {
     Shard& shard = MyShard();
@@ -427,7 +428,7 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
   if (call.reservation != 0 || have_budgets_.load(std::memory_order_acquire)) {
     SettleBudgets(call.tags, cost_nano, ts, call.reservation, &pending);
   }
-  if (have_rules_.load(std::memory_order_acquire)) RunRules(call, cost, ts, &pending);
+  if (have_rules_.load(std::memory_order_acquire)) RunRules(call, model, cost, ts, &pending);
   if (options_.anomaly.enabled) MaybeCloseBuckets(bucket, &pending);
 
   if (have_rules_.load(std::memory_order_acquire) || have_log_.load(std::memory_order_acquire)) {
@@ -596,18 +597,34 @@ absl::Status Ledger::Release(uint64_t reservation) {
 
 void Ledger::SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double now,
                            uint64_t reservation, Pending* pending) {
+  // The reservation's hold is dropped in the same critical section that adds the actual cost,
+  // budget by budget, so settled + reserved never dips in between (a concurrent Reserve could
+  // otherwise take the gap and the settlement then push settled spend over the limit).
+  std::pair<int64_t, std::vector<std::shared_ptr<BudgetState>>> held{0, {}};
   if (reservation != 0) {
-    // Validated in Record(); a concurrent Release of the same id makes this a no-op.
-    Release(reservation).IgnoreError();
+    MutexLock l(&reservations_mu_);
+    // Validated in Record(); a concurrent Release of the same id leaves nothing to drop.
+    if (auto it = reservations_.find(reservation); it != reservations_.end()) {
+      held = std::move(it->second);
+      reservations_.erase(it);
+    }
   }
   std::vector<std::shared_ptr<BudgetState>> matched;
   {
     ReaderMutexLock l(&budgets_mu_);
     MatchBudgets(tags, &matched);
   }
+  for (auto& h : held.second) {
+    if (std::find(matched.begin(), matched.end(), h) != matched.end()) continue;
+    MutexLock l(&h->mu);  // held but not matched by this record's tags: just release
+    h->reserved_nano = std::max<int64_t>(0, h->reserved_nano - held.first);
+  }
   static constexpr double kThresholds[] = {0.5, 0.8, 1.0};
   for (auto& b : matched) {
     MutexLock l(&b->mu);
+    if (std::find(held.second.begin(), held.second.end(), b) != held.second.end()) {
+      b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - held.first);
+    }
     if (!b->Roll(b->spec.period.IndexOf(now))) continue;  // a past period: not this budget's
     b->settled_nano += cost_nano;
     for (int i = 0; i < 3; ++i) {
@@ -720,7 +737,8 @@ absl::Status Ledger::SetLogPath(const std::string& path) {
   return absl::OkStatus();
 }
 
-void Ledger::RunRules(const CallRecord& call, double cost_usd, double ts, Pending* pending) {
+void Ledger::RunRules(const CallRecord& call, std::string_view canonical_model, double cost_usd,
+                      double ts, Pending* pending) {
   std::vector<std::shared_ptr<SpikeRule>> spikes;
   std::vector<std::shared_ptr<DriftRule>> drifts;
   {
@@ -728,8 +746,7 @@ void Ledger::RunRules(const CallRecord& call, double cost_usd, double ts, Pendin
     spikes = spikes_;
     drifts = drifts_;
   }
-  const catalog::ModelSpec* spec = catalog_ ? catalog_->Find(call.model) : nullptr;
-  const std::string model(spec != nullptr ? std::string_view(spec->name) : call.model);
+  const std::string model(canonical_model);
   for (auto& rule : spikes) {
     std::string_view value;
     bool has = rule->spec.tag == "*";

@@ -17,12 +17,13 @@ const double kLogGamma = std::log(kGamma);
 }  // namespace
 
 int QuantileSketch::BinOf(double value) {
+  if (!(value >= kMinValue) || std::isinf(value)) return 0;
   return static_cast<int>(std::ceil(std::log(value) / kLogGamma));
 }
 
 double QuantileSketch::ValueOf(int bin) { return 2.0 * std::pow(kGamma, bin) / (kGamma + 1.0); }
 
-void QuantileSketch::Add(double value) {
+void QuantileSketch::AddWithBin(double value, int bin) {
   if (!(value >= 0.0) || std::isinf(value)) return;
   if (count_ == 0) {
     min_ = max_ = value;
@@ -36,7 +37,6 @@ void QuantileSketch::Add(double value) {
     ++zero_;
     return;
   }
-  int bin = BinOf(value);
   if (bins_.empty()) {
     offset_ = bin;
     bins_.assign(1, 0);

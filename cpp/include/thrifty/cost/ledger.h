@@ -328,7 +328,8 @@ class Ledger {
                      uint64_t* reservation);
   void SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double now,
                      uint64_t reservation, Pending* pending);
-  void RunRules(const CallRecord& call, double cost_usd, double ts, Pending* pending);
+  void RunRules(const CallRecord& call, std::string_view canonical_model, double cost_usd,
+                double ts, Pending* pending);
   void MaybeCloseBuckets(int64_t bucket, Pending* pending);
   void EvaluateBucket(int64_t bucket, bool partial, std::vector<Anomaly>* out);
   void Deliver(Pending* pending);

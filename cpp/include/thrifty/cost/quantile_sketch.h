@@ -32,7 +32,11 @@ class QuantileSketch {
   static constexpr int kMaxBins = 2048;
 
   // Negative and NaN values are ignored (callers validate first).
-  void Add(double value);
+  void Add(double value) { AddWithBin(value, BinOf(value)); }
+  // The bin of `value` (meaningful for value >= kMinValue), so a value added to several
+  // sketches takes one logarithm.
+  static int BinOf(double value);
+  void AddWithBin(double value, int bin);
   void Merge(const QuantileSketch& other);
 
   // The q-quantile (q in [0, 1]) within kRelativeAccuracy; NaN when empty.
@@ -47,7 +51,6 @@ class QuantileSketch {
   static absl::StatusOr<QuantileSketch> FromJson(const nlohmann::json& j);
 
  private:
-  static int BinOf(double value);
   static double ValueOf(int bin);
 
   int offset_ = 0;              // bin index of bins_[0]
