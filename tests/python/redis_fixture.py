@@ -39,7 +39,7 @@ class RedisServer:
         query = "&".join(f"{k}={v}" for k, v in options.items())
         return f"redis://{auth}127.0.0.1:{self.port}/0" + (f"?{query}" if query else "")
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         assert REDIS_SERVER, SKIP_REASON
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [
