@@ -324,3 +324,36 @@ def test_four_processes_share_exact_and_semantic_hits(redis_server):
         assert synced, index
         assert sem_hits == [f"answer-{i}" for i in range(N_PROCS)], index
         assert saved == N_PROCS
+
+
+def test_a_hung_redis_is_bounded_by_the_timeout_then_the_breaker(redis_server):
+    import os
+    import signal
+
+    cache = thrifty.ExactCache(backend=redis_server.url(timeout=0.05))
+    cache.put("k", "v")
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        with pytest.warns(CacheBackendWarning, match="circuit breaker is open"):
+            for _ in range(10):
+                assert cache.get("k") is None
+                cache.put("k2", "v")
+        stats = cache.stats()["redis"]
+        assert stats["timeouts"] >= 3 and stats["state"] == "open" and stats["rejected"] > 0
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+
+def test_a_full_redis_drops_writes_without_raising(redis_server):
+    redis = pytest.importorskip("redis")
+    admin = redis.Redis(port=redis_server.port)
+    cache = thrifty.ExactCache(backend=redis_server.url())
+    cache.put("small", "fits")
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 64 * 1024)
+    for i in range(20):
+        cache.put(f"big-{i}", "x" * 100_000)  # OOM replies: dropped, no exception
+    stats = cache.stats()["redis"]
+    assert stats["dropped_writes"] > 0 and stats["reply_errors"] > 0
+    assert stats["state"] == "closed"  # the server answered: not a connectivity failure
+    assert cache.get("small") == "fits"

@@ -276,7 +276,7 @@ absl::StatusOr<RedisUrl> ParseRedisUrl(std::string_view url) {
       if (!n.ok()) return n.status();
       out.pool_size = static_cast<int>(*n);
     } else if (name == "breaker_failures") {
-      auto n = integer(1, 1000);
+      auto n = integer(1, 1'000'000'000);
       if (!n.ok()) return n.status();
       out.breaker_failures = static_cast<int>(*n);
     } else if (name == "stream_maxlen") {

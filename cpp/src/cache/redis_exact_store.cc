@@ -157,21 +157,25 @@ std::vector<std::shared_ptr<const CachedValue>> RedisExactStore::GetMany(
     std::string_view ns, std::span<const std::string_view> keys) {
   std::vector<std::shared_ptr<const CachedValue>> out(keys.size());
   if (keys.empty()) return out;
+  // One MGET: the namespace hash tag puts every key of the batch in one cluster slot, and one
+  // command costs the server far less than a pipeline of GETs.
   std::vector<std::string> redis_keys;
   redis_keys.reserve(keys.size());
-  std::vector<RedisArgs> commands;
-  commands.reserve(keys.size());
   for (std::string_view key : keys) {
     redis_keys.push_back(EntryKey(client_->url().prefix, ns, key));
   }
-  for (const std::string& redis_key : redis_keys) commands.push_back({"GET", redis_key});
-  absl::StatusOr<std::vector<RedisReply>> replies = client_->Pipeline(commands);
-  if (!replies.ok()) {
+  RedisArgs args;
+  args.reserve(keys.size() + 1);
+  args.push_back("MGET");
+  for (const std::string& redis_key : redis_keys) args.push_back(redis_key);
+  absl::StatusOr<RedisReply> reply = client_->Command(args);
+  if (!reply.ok() || reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() != keys.size()) {
     failed_gets_.fetch_add(keys.size(), std::memory_order_relaxed);
     misses_.fetch_add(keys.size(), std::memory_order_relaxed);
     return out;
   }
-  for (size_t i = 0; i < keys.size(); ++i) out[i] = FromReply((*replies)[i]);
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = FromReply(reply->elements[i]);
   return out;
 }
 

@@ -60,8 +60,8 @@ struct RedisUrl {
   std::string user;
   std::string password;
   int db = 0;
-  absl::Duration connect_timeout = absl::Milliseconds(50);
-  absl::Duration command_timeout = absl::Milliseconds(50);
+  absl::Duration connect_timeout = absl::Milliseconds(40);
+  absl::Duration command_timeout = absl::Milliseconds(40);
   int pool_size = 8;
   std::string prefix = "thrifty";
   int breaker_failures = 3;

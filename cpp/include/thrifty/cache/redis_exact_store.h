@@ -56,6 +56,7 @@ class RedisExactStore final : public ExactStore {
       std::shared_ptr<RedisClient> client, RedisExactStoreOptions options = {});
 
   std::shared_ptr<const CachedValue> Get(std::string_view ns, std::string_view key) override;
+  // One MGET (one round trip, one slot thanks to the namespace hash tag).
   std::vector<std::shared_ptr<const CachedValue>> GetMany(
       std::string_view ns, std::span<const std::string_view> keys) override;
   absl::Status Put(std::string_view ns, std::string_view key, std::string value, ValueKind kind,
