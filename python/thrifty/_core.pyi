@@ -1,6 +1,17 @@
 """Type stubs for thrifty's C++ core (thrifty._core). Import from `thrifty`, not from here."""
 
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -175,8 +186,21 @@ class ExactCache:
         max_entries: Optional[int] = None,
         max_bytes: Optional[int] = None,
         ttl_seconds: Optional[float] = None,
+        *,
+        backend: Optional[str] = None,
     ) -> None: ...
     def get(self, key: str, namespace: str = "") -> Optional[Union[str, bytes]]: ...
+    def get_many(
+        self, keys: Iterable[str], namespace: str = ""
+    ) -> List[Optional[Union[str, bytes]]]: ...
+    def put_many(
+        self,
+        items: Iterable[tuple[str, Union[str, bytes]]],
+        namespace: str = "",
+        ttl_seconds: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def backend(self) -> str: ...
     def get_entry(self, key: str, namespace: str = "") -> Optional[Dict[str, Any]]: ...
     def put(
         self,
@@ -195,6 +219,8 @@ class ExactCache:
     def load(self, path: str) -> int: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: Any) -> bool: ...
+
+class CacheBackendWarning(RuntimeWarning): ...
 
 class Hit:
     response: Union[str, bytes]
@@ -220,7 +246,11 @@ class SemanticCache:
         ann_min_entries: int = 2048,
         hnsw_m: int = 32,
         ef_search: int = 64,
+        backend: Optional[str] = None,
     ) -> None: ...
+    def sync(self, timeout_seconds: float = 5.0) -> bool: ...
+    @property
+    def backend(self) -> str: ...
     def put(
         self,
         query: str,
