@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "json_convert.h"
 #include "register.h"
+#include "thrifty/cache/redis_budget_store.h"
 #include "thrifty/catalog/catalog.h"
 
 namespace py = pybind11;
@@ -155,7 +156,7 @@ void RegisterLedger(py::module_& m) {
                        int max_tag_values, int max_models, int shards, const py::object& clock,
                        const py::object& on_alert, bool anomaly, int anomaly_baseline_buckets,
                        int anomaly_min_history, double anomaly_k, double anomaly_min_relative,
-                       double anomaly_min_usd) {
+                       double anomaly_min_usd, const py::object& budget_backend) {
              cost::LedgerOptions o;
              o.bucket_seconds = bucket_seconds;
              o.max_time_buckets = max_time_buckets;
@@ -183,6 +184,12 @@ void RegisterLedger(py::module_& m) {
              auto c = catalog ? std::const_pointer_cast<const catalog::Catalog>(*catalog)
                               : std::shared_ptr<const catalog::Catalog>();
              auto ledger = ValueOrThrow(Ledger::Create(c, std::move(o)));
+             if (!budget_backend.is_none()) {
+               // Budgets shared through Redis; the first command dials, so a server that is
+               // down now only makes the ledger fall back to local counters.
+               ledger->SetSharedBudgetStore(ValueOrThrow(
+                   cache::RedisBudgetStore::Create(budget_backend.cast<std::string>())));
+             }
              return PyLedger{std::move(c), std::move(ledger)};
            }),
            py::arg("catalog") = py::none(), py::kw_only(), py::arg("bucket_seconds") = 3600.0,
@@ -191,7 +198,8 @@ void RegisterLedger(py::module_& m) {
            py::arg("clock") = py::none(), py::arg("on_alert") = py::none(),
            py::arg("anomaly") = true, py::arg("anomaly_baseline_buckets") = 24,
            py::arg("anomaly_min_history") = 6, py::arg("anomaly_k") = 4.0,
-           py::arg("anomaly_min_relative") = 0.1, py::arg("anomaly_min_usd") = 0.01)
+           py::arg("anomaly_min_relative") = 0.1, py::arg("anomaly_min_usd") = 0.01,
+           py::arg("budget_backend") = py::none())
       .def(
           "record",
           [](PyLedger& self, const std::string& model, const py::object& usage,
@@ -311,6 +319,7 @@ void RegisterLedger(py::module_& m) {
                d["reserved_usd"] = b.reserved_usd;
                d["period_start"] = b.period_start;
                d["period_end"] = b.period_end;
+               d["shared_usd"] = b.shared_usd ? py::object(py::float_(*b.shared_usd)) : py::none();
                out.append(d);
              }
              return out;
@@ -427,6 +436,9 @@ void RegisterLedger(py::module_& m) {
           },
           py::arg("path"))
       .def("now", [](PyLedger& self) { return self.ledger->Now(); })
+      .def_property_readonly(
+          "shared_errors", [](PyLedger& self) { return self.ledger->SharedErrors(); },
+          "Shared-budget store errors so far (each fell back to the local counters).")
       .def_property_readonly("bucket_seconds",
                              [](PyLedger& self) { return self.ledger->options().bucket_seconds; });
 }

@@ -347,6 +347,7 @@ class _Ledger:
         anomaly_k: float = 4.0,
         anomaly_min_relative: float = 0.1,
         anomaly_min_usd: float = 0.01,
+        budget_backend: Optional[str] = None,
     ) -> None: ...
     def record(
         self,
@@ -400,3 +401,5 @@ class _Ledger:
     def now(self) -> float: ...
     @property
     def bucket_seconds(self) -> float: ...
+    @property
+    def shared_errors(self) -> int: ...

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "thrifty/base/mutex.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/cost/pricing.h"
 #include "thrifty/cost/quantile_sketch.h"
@@ -419,6 +420,68 @@ TEST(LedgerBudgetTest, RandomizedHardBudgetNeverOvershoots) {
     EXPECT_GT(settled.load(), 0);
     EXPECT_GT(ledger->Budgets()[0].spent_usd, 0.8 * (3.0 + round) - 1.0);
   }
+}
+
+// An in-memory SharedBudgetStore standing in for Redis; `down` makes every call fail.
+class FakeStore : public SharedBudgetStore {
+ public:
+  absl::StatusOr<int64_t> Add(std::string_view key, int64_t delta, int64_t ttl) override {
+    if (down.load()) return absl::UnavailableError("store down");
+    MutexLock l(&mu_);
+    return counters_[std::string(key)] += delta;
+  }
+  std::atomic<bool> down{false};
+
+ private:
+  Mutex mu_;
+  absl::flat_hash_map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
+};
+
+// Two workers (ledgers) share one store: together they never settle more than the limit.
+TEST(LedgerBudgetTest, SharedStoreHoldsAcrossWorkers) {
+  auto store = std::make_shared<FakeStore>();
+  std::vector<std::unique_ptr<Ledger>> workers;
+  BudgetSpec b;
+  b.tag = "*";
+  b.limit_usd = 2.0;
+  b.hard = true;
+  for (int w = 0; w < 2; ++w) {
+    workers.push_back(MakeLedger());
+    workers.back()->SetSharedBudgetStore(store);
+    ASSERT_TRUE(workers.back()->AddBudget(b).ok());
+  }
+  std::atomic<int64_t> settled_nano{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Ledger& ledger = *workers[t % 2];
+      std::mt19937 rng(static_cast<unsigned>(t));
+      std::uniform_real_distribution<double> est(0.001, 0.06), frac(0.0, 1.0);
+      for (int i = 0; i < 300; ++i) {
+        const double e = est(rng);
+        auto r = ledger.Reserve({}, e);
+        if (!r.ok()) continue;
+        const double actual = e * frac(rng);
+        CallRecord c = Call("small", {}, actual);
+        c.reservation = *r;
+        ASSERT_TRUE(ledger.Record(c).ok());
+        settled_nano += std::llround(actual * 1e9);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_LE(settled_nano.load(), 2'000'000'000);
+  EXPECT_GT(settled_nano.load(), 1'000'000'000);  // the budget was actually used
+  const double local0 = workers[0]->Budgets()[0].spent_usd;
+  const double local1 = workers[1]->Budgets()[0].spent_usd;
+  EXPECT_NEAR(local0 + local1, settled_nano.load() * 1e-9, 1e-6);
+  ASSERT_TRUE(workers[0]->Budgets()[0].shared_usd.has_value());
+  EXPECT_EQ(workers[0]->SharedErrors(), 0);
+  // The store goes down: the ledger falls back to its local counters (fails open).
+  store->down = true;
+  EXPECT_TRUE(workers[0]->Check({}, 2.0 - local0 - 0.01).ok());
+  EXPECT_FALSE(workers[0]->Check({}, 2.0 - local0 + 0.01).ok());
+  EXPECT_GT(workers[0]->SharedErrors(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from openai.types import CompletionUsage
 
 import thrifty
 from conftest import assert_releases_gil
+from redis_fixture import redis_server  # noqa: F401  (pytest fixture)
 
 MODEL = "gpt-4o-mini"
 
@@ -273,3 +274,40 @@ def test_many_threads_give_exact_totals():
     assert snap["calls"] == 32000
     assert snap["total"]["input_tokens"] == 96000
     assert round(snap["total_cost_usd"] * 1e9) == 32000 * 1_000_000
+
+
+def test_shared_budget_across_workers_through_redis(redis_server):
+    url = redis_server.url(prefix="ledgertest")
+    worker_a = thrifty.Ledger(catalog=False, budget_backend=url)
+    worker_b = thrifty.Ledger(catalog=False, budget_backend=url)
+    for worker in (worker_a, worker_b):
+        worker.add_budget("customer", "acme", 1.0, hard=True)
+    acme = {"customer": "acme"}
+    r = worker_a.reserve(acme, 0.7)
+    # Worker B sees worker A's open hold, although its own counters are empty.
+    with pytest.raises(thrifty.BudgetExceededError, match="shared"):
+        worker_b.check(acme, 0.5)
+    with pytest.raises(thrifty.BudgetExceededError, match="shared"):
+        worker_b.reserve(acme, 0.5)
+    worker_a.settle(r, "m", None, tags=acme, cost_usd=0.6)
+    worker_b.check(acme, 0.35)
+    rb = worker_b.reserve(acme, 0.35)
+    worker_b.settle(rb, "m", None, tags=acme, cost_usd=0.3)
+    with pytest.raises(thrifty.BudgetExceededError):
+        worker_a.check(acme, 0.2)
+    assert worker_a.budgets()[0]["spent_usd"] == pytest.approx(0.6)
+    assert worker_b.budgets()[0]["shared_usd"] == pytest.approx(0.9)
+    assert worker_a.shared_errors == 0 and worker_b.shared_errors == 0
+
+
+def test_shared_budget_fails_open_when_redis_is_down(redis_server):
+    url = redis_server.url(prefix="ledgertest", timeout=0.05, connect_timeout=0.05)
+    ledger = thrifty.Ledger(catalog=False, budget_backend=url)
+    ledger.add_budget("*", None, 1.0, hard=True)
+    redis_server.kill()
+    r = ledger.reserve({}, 0.4)  # local counters still enforce the budget
+    ledger.settle(r, "m", None, cost_usd=0.4)
+    with pytest.raises(thrifty.BudgetExceededError):
+        ledger.reserve({}, 0.7)
+    assert ledger.shared_errors > 0
+    assert ledger.snapshot()["calls"] == 1

@@ -517,8 +517,34 @@ void Ledger::MatchBudgets(absl::Span<const Tag> tags,
   }
 }
 
+// Shared store.
+
+void Ledger::SetSharedBudgetStore(std::shared_ptr<SharedBudgetStore> store) {
+  MutexLock l(&store_mu_);
+  have_store_.store(store != nullptr, std::memory_order_release);
+  store_ = std::move(store);
+}
+
+std::shared_ptr<SharedBudgetStore> Ledger::Store() {
+  if (!have_store_.load(std::memory_order_acquire)) return nullptr;
+  MutexLock l(&store_mu_);
+  return store_;
+}
+
+std::string Ledger::SharedKey(const BudgetState& b, double now) const {
+  return StrCat("budget:", b.spec.tag, "=", b.spec.value, ":", b.spec.period.Name(), ":",
+                b.spec.period.IndexOf(now));
+}
+
+int64_t Ledger::SharedTtl(const BudgetState& b, double now) const {
+  const double end = b.spec.period.End(b.spec.period.IndexOf(now));
+  return std::max<int64_t>(60, static_cast<int64_t>(std::ceil(end - now)) + 86400);
+}
+
 // Locks every matching hard budget in id order (budgets_ is in id order), so two admissions
-// never deadlock and the check-and-hold is atomic across budgets.
+// never deadlock and the check-and-hold is atomic across budgets. With a shared store the local
+// hold comes first, then the shared one (I/O outside every lock), undone if the shared total
+// would pass a limit.
 absl::Status Ledger::Admit(absl::Span<const Tag> tags, int64_t estimate_nano, double now,
                            uint64_t* reservation) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<std::shared_ptr<BudgetState>> matched;
@@ -549,12 +575,51 @@ absl::Status Ledger::Admit(absl::Span<const Tag> tags, int64_t estimate_nano, do
     for (auto& b : matched) b->reserved_nano += estimate_nano;
   }
   for (auto& b : matched) b->mu.Unlock();
-  if (status.ok() && reservation != nullptr) {
+  if (!status.ok()) return status;
+
+  Held held;
+  held.estimate_nano = estimate_nano;
+  if (std::shared_ptr<SharedBudgetStore> store = Store(); store != nullptr && !matched.empty()) {
+    const int64_t delta = reservation != nullptr ? estimate_nano : 0;
+    for (auto& b : matched) {
+      const std::string key = SharedKey(*b, now);
+      absl::StatusOr<int64_t> total = store->Add(key, delta, SharedTtl(*b, now));
+      if (!total.ok()) {
+        shared_errors_.fetch_add(1, std::memory_order_relaxed);
+        break;  // fail open: local counters only
+      }
+      b->shared_nano.store(*total, std::memory_order_relaxed);
+      b->shared_period.store(b->spec.period.IndexOf(now), std::memory_order_relaxed);
+      if (delta != 0) held.shared_keys.push_back(key);
+      const int64_t with_call = reservation != nullptr ? *total : *total + estimate_nano;
+      if (with_call > b->limit_nano) {
+        status = BudgetRefusal(
+            StrCat(b->Name(), " (hard, shared) would be exceeded: all workers' spend and holds ",
+                   Usd((with_call - estimate_nano) * 1e-9), " + this call's estimate ",
+                   Usd(estimate_nano * 1e-9), " > limit ", Usd(b->spec.limit_usd)));
+        break;
+      }
+    }
+    if (!status.ok()) {
+      for (const std::string& key : held.shared_keys) {
+        if (!store->Add(key, -delta, 60).ok()) shared_errors_.fetch_add(1);
+      }
+      if (reservation != nullptr) {
+        for (auto& b : matched) {
+          MutexLock l(&b->mu);
+          b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - estimate_nano);
+        }
+      }
+      return status;
+    }
+  }
+  if (reservation != nullptr) {
+    held.budgets = std::move(matched);
     MutexLock l(&reservations_mu_);
     *reservation = next_reservation_++;
-    reservations_.emplace(*reservation, std::make_pair(estimate_nano, std::move(matched)));
+    reservations_.emplace(*reservation, std::move(held));
   }
-  return status;
+  return absl::OkStatus();
 }
 
 absl::Status Ledger::Check(absl::Span<const Tag> tags, double estimated_cost_usd) {
@@ -577,7 +642,7 @@ absl::StatusOr<uint64_t> Ledger::Reserve(absl::Span<const Tag> tags, double esti
 }
 
 absl::Status Ledger::Release(uint64_t reservation) {
-  std::pair<int64_t, std::vector<std::shared_ptr<BudgetState>>> held;
+  Held held;
   {
     MutexLock l(&reservations_mu_);
     auto it = reservations_.find(reservation);
@@ -588,9 +653,16 @@ absl::Status Ledger::Release(uint64_t reservation) {
     held = std::move(it->second);
     reservations_.erase(it);
   }
-  for (auto& b : held.second) {
+  for (auto& b : held.budgets) {
     MutexLock l(&b->mu);
-    b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - held.first);
+    b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - held.estimate_nano);
+  }
+  if (!held.shared_keys.empty()) {
+    if (std::shared_ptr<SharedBudgetStore> store = Store()) {
+      for (const std::string& key : held.shared_keys) {
+        if (!store->Add(key, -held.estimate_nano, 60).ok()) shared_errors_.fetch_add(1);
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -599,8 +671,9 @@ void Ledger::SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double
                            uint64_t reservation, Pending* pending) {
   // The reservation's hold is dropped in the same critical section that adds the actual cost,
   // budget by budget, so settled + reserved never dips in between (a concurrent Reserve could
-  // otherwise take the gap and the settlement then push settled spend over the limit).
-  std::pair<int64_t, std::vector<std::shared_ptr<BudgetState>>> held{0, {}};
+  // otherwise take the gap and the settlement then push settled spend over the limit). The
+  // shared counter moves by one INCRBY of (actual - hold) for the same reason.
+  Held held;
   if (reservation != 0) {
     MutexLock l(&reservations_mu_);
     // Validated in Record(); a concurrent Release of the same id leaves nothing to drop.
@@ -614,23 +687,57 @@ void Ledger::SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double
     ReaderMutexLock l(&budgets_mu_);
     MatchBudgets(tags, &matched);
   }
-  for (auto& h : held.second) {
+  if (std::shared_ptr<SharedBudgetStore> store = Store();
+      store != nullptr && (!matched.empty() || !held.shared_keys.empty())) {
+    absl::flat_hash_map<std::string, int64_t> deltas;
+    for (const std::string& key : held.shared_keys) deltas[key] -= held.estimate_nano;
+    std::vector<std::string> keys;
+    for (auto& b : matched) {
+      keys.push_back(SharedKey(*b, now));
+      deltas[keys.back()] += cost_nano;
+    }
+    absl::flat_hash_map<std::string, int64_t> totals;
+    for (const auto& [key, delta] : deltas) {
+      int64_t ttl = 86400;
+      for (size_t i = 0; i < matched.size(); ++i) {
+        if (keys[i] == key) ttl = SharedTtl(*matched[i], now);
+      }
+      absl::StatusOr<int64_t> total = store->Add(key, delta, ttl);
+      if (total.ok()) {
+        totals[key] = *total;
+      } else {
+        shared_errors_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    for (size_t i = 0; i < matched.size(); ++i) {
+      if (auto it = totals.find(keys[i]); it != totals.end()) {
+        matched[i]->shared_nano.store(it->second, std::memory_order_relaxed);
+        matched[i]->shared_period.store(matched[i]->spec.period.IndexOf(now),
+                                        std::memory_order_relaxed);
+      }
+    }
+  }
+  for (auto& h : held.budgets) {
     if (std::find(matched.begin(), matched.end(), h) != matched.end()) continue;
     MutexLock l(&h->mu);  // held but not matched by this record's tags: just release
-    h->reserved_nano = std::max<int64_t>(0, h->reserved_nano - held.first);
+    h->reserved_nano = std::max<int64_t>(0, h->reserved_nano - held.estimate_nano);
   }
   static constexpr double kThresholds[] = {0.5, 0.8, 1.0};
   for (auto& b : matched) {
     MutexLock l(&b->mu);
-    if (std::find(held.second.begin(), held.second.end(), b) != held.second.end()) {
-      b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - held.first);
+    if (std::find(held.budgets.begin(), held.budgets.end(), b) != held.budgets.end()) {
+      b->reserved_nano = std::max<int64_t>(0, b->reserved_nano - held.estimate_nano);
     }
     if (!b->Roll(b->spec.period.IndexOf(now))) continue;  // a past period: not this budget's
     b->settled_nano += cost_nano;
+    // With a shared store, thresholds compare what all workers spent (and hold) this period.
+    int64_t spent = b->settled_nano;
+    if (b->shared_period.load(std::memory_order_relaxed) == b->period) {
+      spent = std::max(spent, b->shared_nano.load(std::memory_order_relaxed));
+    }
     for (int i = 0; i < 3; ++i) {
       if ((b->fired & (1 << i)) != 0) continue;
-      if (static_cast<double>(b->settled_nano) <
-          kThresholds[i] * static_cast<double>(b->limit_nano)) {
+      if (static_cast<double>(spent) < kThresholds[i] * static_cast<double>(b->limit_nano)) {
         continue;
       }
       b->fired |= 1 << i;
@@ -639,7 +746,7 @@ void Ledger::SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double
       a.tag = b->spec.tag;
       a.value = b->spec.value;
       a.threshold = kThresholds[i];
-      a.observed = static_cast<double>(b->settled_nano) * 1e-9;
+      a.observed = static_cast<double>(spent) * 1e-9;
       a.limit = b->spec.limit_usd;
       a.ts = now;
       a.period_start = b->spec.period.Start(b->period);
@@ -672,6 +779,9 @@ std::vector<BudgetStatus> Ledger::Budgets() {
     s.reserved_usd = static_cast<double>(b->reserved_nano) * 1e-9;
     s.period_start = b->spec.period.Start(b->period);
     s.period_end = b->spec.period.End(b->period);
+    if (b->shared_period.load(std::memory_order_relaxed) == b->period) {
+      s.shared_usd = static_cast<double>(b->shared_nano.load(std::memory_order_relaxed)) * 1e-9;
+    }
     out.push_back(std::move(s));
   }
   return out;

@@ -213,7 +213,8 @@ nlohmann::json Ledger::Snapshot() {
                        {"spent_usd", b.spent_usd},
                        {"reserved_usd", b.reserved_usd},
                        {"period_start", b.period_start},
-                       {"period_end", b.period_end}});
+                       {"period_end", b.period_end},
+                       {"shared_usd", b.shared_usd ? json(*b.shared_usd) : json(nullptr)}});
   }
   out["budgets"] = std::move(budgets);
   out["alerts"] = Alerts().size();

@@ -3,6 +3,7 @@
 #ifndef THRIFTY_SRC_COST_LEDGER_STATE_H_
 #define THRIFTY_SRC_COST_LEDGER_STATE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -60,6 +61,9 @@ struct Ledger::BudgetState {
   int64_t settled_nano ABSL_GUARDED_BY(mu) = 0;
   int64_t reserved_nano ABSL_GUARDED_BY(mu) = 0;
   int fired ABSL_GUARDED_BY(mu) = 0;  // bit i: threshold i fired this period
+  // The last shared total seen (nano; kNoBucket: none) and the period it belongs to.
+  std::atomic<int64_t> shared_nano{kNoBucket};
+  std::atomic<int64_t> shared_period{kNoBucket};
 
   std::string RestoreKey() const {
     return StrCat(spec.tag, std::string(1, kSep), spec.value, std::string(1, kSep),

@@ -164,6 +164,7 @@ struct BudgetStatus {
   double reserved_usd = 0.0;  // open reservations
   double period_start = 0.0;
   double period_end = 0.0;
+  std::optional<double> shared_usd;  // last total seen in the shared store (all workers)
 };
 
 // Per-call spike: cost > absolute_usd, or cost > k * median cost of the call's value of `tag`
@@ -221,6 +222,19 @@ struct LedgerOptions {
   AlertCallback on_alert;         // every alert, after any rule-specific callback
 };
 absl::Status ValidateLedgerOptions(const LedgerOptions& options);
+
+// Budget counters shared between processes (Redis: cache::RedisBudgetStore), so several workers
+// enforce one budget. A counter holds integer nano-dollars -- settled spend plus open
+// reservations, across every worker -- keyed per budget and period, and expires after its period.
+// Thread-safety: implementations must be thread-safe.
+class SharedBudgetStore {
+ public:
+  virtual ~SharedBudgetStore() = default;
+  // Adds `delta_nano` (negative or 0 allowed) to `key`, makes it expire `ttl_seconds` from now,
+  // and returns the new total. Any error makes the ledger fall back to its local counters.
+  virtual absl::StatusOr<int64_t> Add(std::string_view key, int64_t delta_nano,
+                                      int64_t ttl_seconds) = 0;
+};
 
 // What Record() hands to record hooks (the OpenTelemetry callback, the JSONL log).
 struct RecordEvent {
@@ -280,6 +294,15 @@ class Ledger {
 
   // Anomalies over every retained bucket (the open one flagged partial), oldest first.
   std::vector<Anomaly> Anomalies();
+
+  // Shares budget counters with other processes through `store` (null: local only). With a
+  // store, Reserve() also holds the estimate in the shared counter of every matching hard budget
+  // (refusing when the shared total would pass the limit, with the hold rolled back), Check()
+  // reads the shared totals, and Record() moves each matching budget's shared counter by the
+  // actual cost (minus the reservation's hold). Store errors fail open: the ledger goes on with
+  // its local counters and counts the error (SharedErrors()).
+  void SetSharedBudgetStore(std::shared_ptr<SharedBudgetStore> store);
+  int64_t SharedErrors() const { return shared_errors_.load(std::memory_order_relaxed); }
 
   // Hooks run after each successful Record(), outside ledger locks.
   void AddRecordHook(RecordHook hook);
@@ -343,6 +366,7 @@ class Ledger {
   std::atomic<int64_t> evaluated_bucket_;
   std::atomic<int64_t> dropped_tags_{0};
   std::atomic<int64_t> dropped_time_records_{0};
+  std::atomic<int64_t> shared_errors_{0};
 
   Mutex keys_mu_;  // tag key registry (caps)
   absl::flat_hash_map<std::string, int64_t> key_values_ ABSL_GUARDED_BY(keys_mu_);
@@ -354,9 +378,22 @@ class Ledger {
   absl::flat_hash_map<std::string, nlohmann::json> restored_budgets_ ABSL_GUARDED_BY(budgets_mu_);
   std::atomic<bool> have_budgets_{false};
 
+  struct Held {
+    int64_t estimate_nano = 0;
+    std::vector<std::shared_ptr<BudgetState>> budgets;  // local holds
+    std::vector<std::string> shared_keys;               // shared holds
+  };
+  // Shared-store helpers (no ledger lock is held while they do I/O).
+  std::string SharedKey(const BudgetState& b, double now) const;
+  int64_t SharedTtl(const BudgetState& b, double now) const;
+  std::shared_ptr<SharedBudgetStore> Store();
+
+  Mutex store_mu_;
+  std::shared_ptr<SharedBudgetStore> store_ ABSL_GUARDED_BY(store_mu_);
+  std::atomic<bool> have_store_{false};
+
   Mutex reservations_mu_;
-  absl::flat_hash_map<uint64_t, std::pair<int64_t, std::vector<std::shared_ptr<BudgetState>>>>
-      reservations_ ABSL_GUARDED_BY(reservations_mu_);
+  absl::flat_hash_map<uint64_t, Held> reservations_ ABSL_GUARDED_BY(reservations_mu_);
   uint64_t next_reservation_ ABSL_GUARDED_BY(reservations_mu_) = 1;
 
   Mutex rules_mu_;
