@@ -276,7 +276,7 @@ def test_many_threads_give_exact_totals():
     assert round(snap["total_cost_usd"] * 1e9) == 32000 * 1_000_000
 
 
-def test_shared_budget_across_workers_through_redis(redis_server):
+def test_shared_budget_across_workers_through_redis(redis_server):  # noqa: F811
     url = redis_server.url(prefix="ledgertest")
     worker_a = thrifty.Ledger(catalog=False, budget_backend=url)
     worker_b = thrifty.Ledger(catalog=False, budget_backend=url)
@@ -300,7 +300,7 @@ def test_shared_budget_across_workers_through_redis(redis_server):
     assert worker_a.shared_errors == 0 and worker_b.shared_errors == 0
 
 
-def test_shared_budget_fails_open_when_redis_is_down(redis_server):
+def test_shared_budget_fails_open_when_redis_is_down(redis_server):  # noqa: F811
     url = redis_server.url(prefix="ledgertest", timeout=0.05, connect_timeout=0.05)
     ledger = thrifty.Ledger(catalog=False, budget_backend=url)
     ledger.add_budget("*", None, 1.0, hard=True)
