@@ -38,7 +38,9 @@ class Ledger(_core._Ledger):
     ``bucket_seconds`` (3600), ``max_time_buckets`` (168), ``max_tag_keys`` (32),
     ``max_tag_values`` (1000 per key; more aggregate under ``"__other__"``), ``max_models``
     (256), ``clock`` (callable returning epoch seconds, for simulated time), ``on_alert``
-    (callable(alert dict) for every alert), ``anomaly`` (True) and ``anomaly_*`` tuning.
+    (callable(alert dict) for every alert), ``anomaly`` (True) and ``anomaly_*`` tuning,
+    ``budget_backend`` (``"redis://..."``: budgets shared by every worker on that server,
+    failing open to local counters).
 
     Thread-safe; ``record()`` releases the GIL. Callbacks run on the recording thread.
     """
