@@ -78,6 +78,9 @@ bench: install
 	$(PY) benchmarks/bench_semantic_cache.py
 	$(PY) benchmarks/bench_vs_gptcache.py
 	$(PY) benchmarks/bench_router.py
+	$(PY) benchmarks/bench_redis_cache.py
+	build/release/benchmarks/bench_ledger
+	$(PY) benchmarks/bench_ledger.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed

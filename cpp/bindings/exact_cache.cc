@@ -23,8 +23,11 @@
 #include "errors.h"
 #include "json_convert.h"
 #include "nlohmann/json.hpp"
+#include "redis_backend.h"
 #include "register.h"
 #include "thrifty/base/strings.h"
+#include "thrifty/cache/exact_store.h"
+#include "thrifty/cache/redis_exact_store.h"
 
 namespace py = pybind11;
 
@@ -36,6 +39,9 @@ using cache::EntryMetadata;
 using cache::ExactCache;
 using cache::ExactCacheOptions;
 using cache::ExactCacheStats;
+using cache::ExactPutItem;
+using cache::ExactStore;
+using cache::RedisExactStore;
 using cache::ValueKind;
 
 const char* TypeName(py::handle object) { return Py_TYPE(object.ptr())->tp_name; }
@@ -144,15 +150,75 @@ py::object OptionalInt(const std::optional<int64_t>& value) {
   return py::int_(*value);
 }
 
-py::object TtlSeconds(const ExactCacheOptions& options) {
-  if (!options.default_ttl) return py::none();
-  return py::float_(absl::ToDoubleSeconds(*options.default_ttl));
+py::object TtlSeconds(const std::optional<absl::Duration>& ttl) {
+  if (!ttl) return py::none();
+  return py::float_(absl::ToDoubleSeconds(*ttl));
+}
+
+const ExactCache* Memory(const ExactStore& store) {
+  return dynamic_cast<const ExactCache*>(&store);
+}
+const RedisExactStore* Redis(const ExactStore& store) {
+  return dynamic_cast<const RedisExactStore*>(&store);
+}
+
+py::object MaxEntries(const ExactStore& store) {
+  const ExactCache* memory = Memory(store);
+  return memory ? OptionalInt(memory->options().max_entries) : py::none();
+}
+py::object MaxBytes(const ExactStore& store) {
+  const ExactCache* memory = Memory(store);
+  return memory ? OptionalInt(memory->options().max_bytes) : py::none();
+}
+py::object DefaultTtl(const ExactStore& store) {
+  if (const ExactCache* memory = Memory(store)) return TtlSeconds(memory->options().default_ttl);
+  if (const RedisExactStore* redis = Redis(store)) return TtlSeconds(redis->options().default_ttl);
+  return py::none();
+}
+std::string BackendName(const ExactStore& store) {
+  const cache::RedisClient* client = store.redis();
+  return client ? client->url().Redacted() : "memory";
+}
+
+ExactCache& MemoryOrThrow(ExactStore& store, std::string_view method) {
+  auto* memory = dynamic_cast<ExactCache*>(&store);
+  if (memory == nullptr) {
+    ThrowStatus(absl::UnimplementedError(
+        StrCat("ExactCache.", method,
+               ": snapshots are for the memory backend; a Redis backend persists through "
+               "Redis itself (RDB/AOF)")));
+  }
+  return *memory;
+}
+
+std::unique_ptr<ExactStore> MakeStore(std::optional<int64_t> max_entries,
+                                      std::optional<int64_t> max_bytes,
+                                      std::optional<double> ttl_seconds,
+                                      const std::optional<std::string>& backend) {
+  const std::optional<absl::Duration> ttl = TtlArg(ttl_seconds, "ExactCache");
+  if (!backend || *backend == "memory") {
+    ExactCacheOptions options;
+    options.max_entries = LimitArg(max_entries, "max_entries");
+    options.max_bytes = LimitArg(max_bytes, "max_bytes");
+    options.default_ttl = ttl;
+    return ValueOrThrow(ExactCache::Create(options));
+  }
+  if (max_entries || max_bytes) {
+    ThrowStatus(absl::InvalidArgumentError(
+        "ExactCache: max_entries and max_bytes apply to the memory backend only; with a Redis "
+        "backend, bound memory with Redis's maxmemory and maxmemory-policy (e.g. allkeys-lru)"));
+  }
+  std::shared_ptr<cache::RedisClient> client = RedisClientFromUrl(*backend, "ExactCache");
+  cache::RedisExactStoreOptions options;
+  options.default_ttl = ttl;
+  return ValueOrThrow(RedisExactStore::Create(std::move(client), options));
 }
 
 }  // namespace
 
 void RegisterExactCache(py::module_& m) {
-  py::class_<ExactCache>(
+  RegisterRedisBackend(m);
+  py::class_<ExactStore>(
       m, "ExactCache",
       "An in-memory response cache keyed by (namespace, key), usually\n"
       "thrifty.request_key(...) hex strings; any str works. Values are bytes or str and come\n"
@@ -163,19 +229,17 @@ void RegisterExactCache(py::module_& m) {
       "is checked on access.\n\n"
       "Thread-safe: share one cache across threads. Every call that locks or does I/O\n"
       "releases the GIL.")
-      .def(py::init([](std::optional<int64_t> max_entries, std::optional<int64_t> max_bytes,
-                       std::optional<double> ttl_seconds) {
-             ExactCacheOptions options;
-             options.max_entries = LimitArg(max_entries, "max_entries");
-             options.max_bytes = LimitArg(max_bytes, "max_bytes");
-             options.default_ttl = TtlArg(ttl_seconds, "ExactCache");
-             return ValueOrThrow(ExactCache::Create(options));
-           }),
-           py::arg("max_entries") = py::none(), py::arg("max_bytes") = py::none(),
-           py::arg("ttl_seconds") = py::none())
+      .def(py::init(&MakeStore), py::arg("max_entries") = py::none(),
+           py::arg("max_bytes") = py::none(), py::arg("ttl_seconds") = py::none(), py::kw_only(),
+           py::arg("backend") = py::none(),
+           "backend: None or 'memory' (this process only), or a Redis URL\n"
+           "'redis://[user:password@]host:port/db?timeout=0.05&prefix=thrifty' shared by every\n"
+           "process that uses it (see docs/redis.md). A Redis backend fails open: when Redis is\n"
+           "down or slow, gets miss and puts are dropped within the timeout, a circuit breaker\n"
+           "stops calling it, and a CacheBackendWarning is emitted once per change.")
       .def(
           "get",
-          [](ExactCache& self, py::handle key, py::handle ns) -> py::object {
+          [](ExactStore& self, py::handle key, py::handle ns) -> py::object {
             const std::string_view key_view = StrArg(key, "get", "key");
             const std::string_view ns_view = StrArg(ns, "get", "namespace");
             std::shared_ptr<const CachedValue> value;
@@ -183,13 +247,14 @@ void RegisterExactCache(py::module_& m) {
               py::gil_scoped_release release;
               value = self.Get(ns_view, key_view);
             }
+            WarnOnStateChange(self.redis());
             return value ? ValueToPy(*value) : py::none();
           },
           py::arg("key"), py::arg("namespace") = "",
           "The cached value (bytes or str, as stored), or None. Counts a hit or a miss.")
       .def(
           "get_entry",
-          [](ExactCache& self, py::handle key, py::handle ns) -> py::object {
+          [](ExactStore& self, py::handle key, py::handle ns) -> py::object {
             const std::string_view key_view = StrArg(key, "get_entry", "key");
             const std::string_view ns_view = StrArg(ns, "get_entry", "namespace");
             std::shared_ptr<const CachedValue> value;
@@ -197,6 +262,7 @@ void RegisterExactCache(py::module_& m) {
               py::gil_scoped_release release;
               value = self.Get(ns_view, key_view);
             }
+            WarnOnStateChange(self.redis());
             if (!value) return py::none();
             py::dict entry;
             entry["value"] = ValueToPy(*value);
@@ -212,7 +278,7 @@ void RegisterExactCache(py::module_& m) {
           "(Unix seconds; expires_at None when it never expires), or None. Counts like get().")
       .def(
           "put",
-          [](ExactCache& self, py::handle key, py::handle value, py::handle ns,
+          [](ExactStore& self, py::handle key, py::handle value, py::handle ns,
              std::optional<double> ttl_seconds, double cost_usd, py::handle model,
              py::handle usage) {
             const std::string_view key_view = StrArg(key, "put", "key");
@@ -228,6 +294,7 @@ void RegisterExactCache(py::module_& m) {
               py::gil_scoped_release release;
               status = self.Put(ns_view, key_view, std::move(data), kind, std::move(metadata), ttl);
             }
+            WarnOnStateChange(self.redis());
             ThrowIfError(status);
           },
           py::arg("key"), py::arg("value"), py::arg("namespace") = "",
@@ -238,18 +305,81 @@ void RegisterExactCache(py::module_& m) {
           "ttl_seconds: None uses the cache's default, float('inf') never expires. cost_usd is\n"
           "what the response cost; every later hit adds it to stats()['saved_usd'].")
       .def(
+          "get_many",
+          [](ExactStore& self, py::iterable keys, py::handle ns) -> py::list {
+            const std::string_view ns_view = StrArg(ns, "get_many", "namespace");
+            std::vector<py::object> held;  // keeps each str (and its UTF-8 buffer) alive
+            std::vector<std::string_view> views;
+            for (py::handle key : keys) {
+              held.push_back(py::reinterpret_borrow<py::object>(key));
+              views.push_back(StrArg(key, "get_many", "key"));
+            }
+            std::vector<std::shared_ptr<const CachedValue>> values;
+            {
+              py::gil_scoped_release release;
+              values = self.GetMany(ns_view, views);
+            }
+            WarnOnStateChange(self.redis());
+            py::list out(values.size());
+            for (size_t i = 0; i < values.size(); ++i) {
+              out[i] = values[i] ? ValueToPy(*values[i]) : py::none();
+            }
+            return out;
+          },
+          py::arg("keys"), py::arg("namespace") = "",
+          "[get(key) for key in keys] in one call: a Redis backend sends them in one pipeline\n"
+          "(one round trip). Counts a hit or a miss per key.")
+      .def(
+          "put_many",
+          [](ExactStore& self, py::iterable items, py::handle ns,
+             std::optional<double> ttl_seconds) {
+            const std::string_view ns_view = StrArg(ns, "put_many", "namespace");
+            const std::optional<absl::Duration> ttl = TtlArg(ttl_seconds, "ExactCache.put_many");
+            std::vector<py::object> held;
+            std::vector<ExactPutItem> batch;
+            for (py::handle item : items) {
+              if (!PyTuple_Check(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 2) {
+                throw py::type_error(
+                    StrCat("ExactCache.put_many: items must be (key, value) tuples, got ",
+                           TypeName(item), " at index ", batch.size()));
+              }
+              held.push_back(py::reinterpret_borrow<py::object>(item));
+              auto [data, kind] = ValueArg(PyTuple_GET_ITEM(item.ptr(), 1));
+              ExactPutItem put;
+              put.key = StrArg(PyTuple_GET_ITEM(item.ptr(), 0), "put_many", "key");
+              put.value = std::move(data);
+              put.kind = kind;
+              batch.push_back(std::move(put));
+            }
+            absl::Status status;
+            {
+              py::gil_scoped_release release;
+              status = self.PutMany(ns_view, batch, ttl);
+            }
+            WarnOnStateChange(self.redis());
+            ThrowIfError(status);
+          },
+          py::arg("items"), py::arg("namespace") = "", py::arg("ttl_seconds") = py::none(),
+          "put(key, value) for each (key, value) tuple in one call: a Redis backend sends them\n"
+          "in one pipeline.")
+      .def(
           "delete",
-          [](ExactCache& self, py::handle key, py::handle ns) {
+          [](ExactStore& self, py::handle key, py::handle ns) {
             const std::string_view key_view = StrArg(key, "delete", "key");
             const std::string_view ns_view = StrArg(ns, "delete", "namespace");
-            py::gil_scoped_release release;
-            return self.Delete(ns_view, key_view);
+            bool removed = false;
+            {
+              py::gil_scoped_release release;
+              removed = self.Delete(ns_view, key_view);
+            }
+            WarnOnStateChange(self.redis());
+            return removed;
           },
           py::arg("key"), py::arg("namespace") = "",
           "Removes the entry; True when a live entry was removed.")
       .def(
           "stats",
-          [](const ExactCache& self) {
+          [](const ExactStore& self) {
             ExactCacheStats stats;
             {
               py::gil_scoped_release release;
@@ -263,25 +393,38 @@ void RegisterExactCache(py::module_& m) {
             d["entries"] = stats.entries;
             d["bytes"] = stats.bytes;
             d["saved_usd"] = stats.saved_usd;
+            if (const RedisExactStore* redis = Redis(self)) {
+              d["backend"] = "redis";
+              d["entries"] = py::none();
+              d["bytes"] = py::none();
+              d["redis"] = RedisStatsDict(*self.redis(), redis->fail_open_stats());
+            }
+            WarnOnStateChange(self.redis());
             return d;
           },
           "Counters since the cache was made (hits, misses, evictions, expirations, saved_usd)\n"
-          "and the current entries and bytes (expired entries count until they are collected).")
+          "and the current entries and bytes (expired entries count until they are collected).\n"
+          "A Redis backend reports entries and bytes as None (Redis owns them; len() counts\n"
+          "keys) and adds 'redis': breaker state and fail-open counters.")
       .def(
           "clear",
-          [](ExactCache& self) {
-            py::gil_scoped_release release;
-            self.Clear();
+          [](ExactStore& self) {
+            {
+              py::gil_scoped_release release;
+              self.Clear();
+            }
+            WarnOnStateChange(self.redis());
           },
           "Removes every entry; the counters are kept.")
       .def(
           "save",
-          [](const ExactCache& self, py::handle path) {
+          [](ExactStore& self, py::handle path) {
+            const ExactCache& memory = MemoryOrThrow(self, "save");
             const std::string path_string = PathArg(path);
             absl::Status status;
             {
               py::gil_scoped_release release;
-              status = self.Save(path_string);
+              status = memory.Save(path_string);
             }
             ThrowIfError(status);
           },
@@ -291,12 +434,13 @@ void RegisterExactCache(py::module_& m) {
           "the previous snapshot intact. The file is created readable by its owner only.")
       .def(
           "load",
-          [](ExactCache& self, py::handle path) {
+          [](ExactStore& self, py::handle path) {
+            ExactCache& memory = MemoryOrThrow(self, "load");
             const std::string path_string = PathArg(path);
             absl::StatusOr<int64_t> loaded;
             {
               py::gil_scoped_release release;
-              loaded = self.Load(path_string);
+              loaded = memory.Load(path_string);
             }
             return ValueOrThrow(std::move(loaded));
           },
@@ -308,29 +452,42 @@ void RegisterExactCache(py::module_& m) {
           "is replaced: NotFoundError when it is missing, InvalidArgumentError when it is not a\n"
           "snapshot of a supported version, InternalError (data loss) when it is truncated or\n"
           "fails its checksum.")
-      .def("__len__", &ExactCache::size,
-           "Number of entries, including expired ones not yet collected.")
+      .def(
+          "__len__",
+          [](const ExactStore& self) {
+            py::gil_scoped_release release;
+            return self.size();
+          },
+          "Number of entries, including expired ones not yet collected (a Redis backend counts\n"
+          "its keys with SCAN: O(n), for tests and audits).")
       .def(
           "__contains__",
-          [](const ExactCache& self, py::handle item) {
+          [](const ExactStore& self, py::handle item) {
             const auto [ns, key] = ContainsArg(item);
-            py::gil_scoped_release release;
-            return self.Contains(ns, key);
+            bool found = false;
+            {
+              py::gil_scoped_release release;
+              found = self.Contains(ns, key);
+            }
+            WarnOnStateChange(self.redis());
+            return found;
           },
           py::arg("key"),
           "`key in cache` (default namespace) or `(namespace, key) in cache`; counts nothing.")
-      .def_property_readonly(
-          "max_entries",
-          [](const ExactCache& self) { return OptionalInt(self.options().max_entries); })
-      .def_property_readonly(
-          "max_bytes", [](const ExactCache& self) { return OptionalInt(self.options().max_bytes); })
-      .def_property_readonly("ttl_seconds",
-                             [](const ExactCache& self) { return TtlSeconds(self.options()); })
-      .def("__repr__", [](const ExactCache& self) {
-        return StrCat("ExactCache(entries=", self.size(), ", max_entries=",
-                      std::string(py::repr(OptionalInt(self.options().max_entries))),
-                      ", max_bytes=", std::string(py::repr(OptionalInt(self.options().max_bytes))),
-                      ", ttl_seconds=", std::string(py::repr(TtlSeconds(self.options()))), ")");
+      .def_property_readonly("max_entries", &MaxEntries)
+      .def_property_readonly("max_bytes", &MaxBytes)
+      .def_property_readonly("ttl_seconds", &DefaultTtl)
+      .def_property_readonly("backend", &BackendName,
+                             "'memory', or the Redis URL with its password masked.")
+      .def("__repr__", [](const ExactStore& self) {
+        if (self.redis() != nullptr) {
+          return StrCat("ExactCache(backend=", std::string(py::repr(py::str(BackendName(self)))),
+                        ", ttl_seconds=", std::string(py::repr(DefaultTtl(self))), ")");
+        }
+        return StrCat("ExactCache(entries=", self.size(),
+                      ", max_entries=", std::string(py::repr(MaxEntries(self))),
+                      ", max_bytes=", std::string(py::repr(MaxBytes(self))),
+                      ", ttl_seconds=", std::string(py::repr(DefaultTtl(self))), ")");
       });
 }
 

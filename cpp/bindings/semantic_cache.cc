@@ -13,7 +13,9 @@
 #include "embed.h"
 #include "errors.h"
 #include "faiss/utils/distances.h"
+#include "redis_backend.h"
 #include "register.h"
+#include "thrifty/cache/redis_semantic_sync.h"
 
 namespace py = pybind11;
 
@@ -109,6 +111,26 @@ py::object HitToPy(std::optional<SemanticHit> hit) {
                         static_cast<double>(absl::ToUnixMicros(hit->created_at)) / 1e6});
 }
 
+cache::RedisSemanticSync* SyncOf(const SemanticCache& c) {
+  return dynamic_cast<cache::RedisSemanticSync*>(c.replicator());
+}
+
+void Warn(const SemanticCache& c) {
+  if (cache::RedisSemanticSync* sync = SyncOf(c)) WarnOnStateChange(sync->client());
+}
+
+// The embedding space's name: caches whose vectors are comparable share a stream.
+std::string SpaceOf(const SemanticCache& c) {
+  if (c.embedder() != nullptr) return c.embedder()->name() + "-" + std::to_string(c.dim());
+  return "dim" + std::to_string(c.dim());
+}
+
+void AttachBackend(SemanticCache& c, const std::optional<std::string>& backend) {
+  if (!backend || *backend == "memory") return;
+  std::shared_ptr<cache::RedisClient> client = RedisClientFromUrl(*backend, "SemanticCache");
+  c.SetReplicator(ValueOrThrow(cache::RedisSemanticSync::Start(std::move(client), &c, SpaceOf(c))));
+}
+
 }  // namespace
 
 void RegisterSemanticCache(py::module_& m) {
@@ -132,7 +154,7 @@ void RegisterSemanticCache(py::module_& m) {
       .def(py::init([](py::object embedder, double threshold, std::optional<size_t> max_entries,
                        std::optional<size_t> max_bytes, std::optional<double> ttl_seconds,
                        const std::string& index, std::optional<size_t> dim, size_t ann_min_entries,
-                       int hnsw_m, int ef_search) {
+                       int hnsw_m, int ef_search, const std::optional<std::string>& backend) {
              std::shared_ptr<embed::Embedder> native;
              if (!embedder.is_none()) native = EmbedderFromPy(embedder);
              if (!native && !dim) {
@@ -160,14 +182,20 @@ void RegisterSemanticCache(py::module_& m) {
              options.hnsw_m = hnsw_m;
              options.hnsw_ef_search = ef_search;
              const size_t d = native ? native->dim() : *dim;
-             return std::shared_ptr<SemanticCache>(
+             auto created = std::shared_ptr<SemanticCache>(
                  ValueOrThrow(SemanticCache::Create(d, options, native)));
+             AttachBackend(*created, backend);
+             return created;
            }),
            py::arg("embedder") = py::none(), py::kw_only(), py::arg("threshold") = 0.9,
            py::arg("max_entries") = py::none(), py::arg("max_bytes") = py::none(),
            py::arg("ttl_seconds") = py::none(), py::arg("index") = "auto",
            py::arg("dim") = py::none(), py::arg("ann_min_entries") = 2048, py::arg("hnsw_m") = 32,
-           py::arg("ef_search") = 64)
+           py::arg("ef_search") = 64, py::arg("backend") = py::none(),
+           "backend: None or 'memory' (this process only), or a Redis URL shared by every\n"
+           "process using it with the same embedder: puts are published to a Redis Stream and\n"
+           "a background thread applies other processes' entries to this process's index\n"
+           "(lookups stay local). Fails open; see docs/redis.md.")
       .def(
           "put",
           [](SemanticCache& c, const std::string& query, py::handle response,
@@ -179,6 +207,7 @@ void RegisterSemanticCache(py::module_& m) {
               py::gil_scoped_release release;
               status = c.Put(query, std::move(value), context, ns, Ttl(ttl_seconds));
             }
+            Warn(c);
             if (!status.ok()) ThrowEmbedStatus(status);
           },
           py::arg("query"), py::arg("response"), py::kw_only(), py::arg("context") = "",
@@ -214,6 +243,7 @@ void RegisterSemanticCache(py::module_& m) {
               status = c.PutVector(std::span<const float>(array.data(), c.dim()), query,
                                    std::move(value), context, ns, Ttl(ttl_seconds));
             }
+            Warn(c);
             ThrowIfError(status);
           },
           py::arg("vector"), py::arg("query"), py::arg("response"), py::kw_only(),
@@ -243,6 +273,7 @@ void RegisterSemanticCache(py::module_& m) {
               status = c.PutVectors(std::span<const float>(array.data(), queries.size() * c.dim()),
                                     queries, std::move(values), context, ns, Ttl(ttl_seconds));
             }
+            Warn(c);
             ThrowIfError(status);
           },
           py::arg("vectors"), py::arg("queries"), py::arg("responses"), py::kw_only(),
@@ -304,15 +335,47 @@ void RegisterSemanticCache(py::module_& m) {
           "delete",
           [](SemanticCache& c, const std::string& query, const std::string& context,
              const std::string& ns) {
-            py::gil_scoped_release release;
-            return c.Delete(query, context, ns);
+            size_t removed = 0;
+            {
+              py::gil_scoped_release release;
+              removed = c.Delete(query, context, ns);
+            }
+            Warn(c);
+            return removed;
           },
           py::arg("query"), py::kw_only(), py::arg("context") = "", py::arg("namespace") = "")
       .def("clear",
            [](SemanticCache& c) {
-             py::gil_scoped_release release;
-             c.Clear();
+             {
+               py::gil_scoped_release release;
+               c.Clear();
+             }
+             Warn(c);
            })
+      .def(
+          "sync",
+          [](SemanticCache& c, double timeout_seconds) {
+            cache::RedisSemanticSync* sync = SyncOf(c);
+            if (sync == nullptr) return true;
+            bool done = false;
+            {
+              py::gil_scoped_release release;
+              done = sync->WaitForSync(absl::Seconds(timeout_seconds));
+            }
+            Warn(c);
+            return done;
+          },
+          py::arg("timeout_seconds") = 5.0,
+          "With a Redis backend: waits until every entry other processes had shared when called\n"
+          "is applied here (a new process bootstraps this way). True when caught up; False when\n"
+          "Redis is unreachable or the timeout passed. The memory backend returns True.")
+      .def_property_readonly(
+          "backend",
+          [](const SemanticCache& c) -> std::string {
+            cache::RedisSemanticSync* sync = SyncOf(c);
+            return sync ? sync->client()->url().Redacted() : "memory";
+          },
+          "'memory', or the Redis URL with its password masked.")
       .def("purge_expired",
            [](SemanticCache& c) {
              py::gil_scoped_release release;
@@ -337,6 +400,24 @@ void RegisterSemanticCache(py::module_& m) {
              d["scopes"] = s.scopes;
              d["ann_scopes"] = s.ann_scopes;
              d["saved_usd"] = s.saved_usd;
+             if (cache::RedisSemanticSync* sync = SyncOf(c)) {
+               d["backend"] = "redis";
+               const cache::RedisSemanticSyncStats r = sync->stats();
+               cache::RedisFailOpenStats fail_open;
+               fail_open.dropped_writes = r.publish_dropped;
+               fail_open.corrupt = r.decode_errors;
+               py::dict redis = RedisStatsDict(*sync->client(), fail_open);
+               redis["stream"] = sync->stream_key();
+               redis["published"] = r.published;
+               redis["applied"] = r.applied;
+               redis["applied_deletes"] = r.applied_deletes;
+               redis["applied_clears"] = r.applied_clears;
+               redis["skipped_expired"] = r.skipped_expired;
+               redis["read_failures"] = r.read_failures;
+               redis["last_id"] = r.last_id;
+               d["redis"] = redis;
+             }
+             Warn(c);
              return d;
            })
       .def(

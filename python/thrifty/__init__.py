@@ -4,6 +4,7 @@ from thrifty._core import (
     AgentLimitError,
     AlreadyExistsError,
     BudgetExceededError,
+    CacheBackendWarning,
     CachedTokensPredictor,
     CallableEmbedder,
     DataLossError,
@@ -50,6 +51,7 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.ledger import Ledger
 from thrifty.router import (
     Decision,
     KnnPredictor,
@@ -65,6 +67,7 @@ __all__ = [
     "AgentRun",
     "AlreadyExistsError",
     "BudgetExceededError",
+    "CacheBackendWarning",
     "LoopDetectedError",
     "LoopPolicy",
     "LoopWarning",
@@ -110,4 +113,5 @@ __all__ = [
     "PriorPredictor",
     "Router",
     "RouterCalibration",
+    "Ledger",
 ]

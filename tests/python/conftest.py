@@ -55,3 +55,7 @@ def assert_releases_gil(call, min_ticks=50):
     margin = 0.1 * (end - start)
     inside = sum(start + margin < t < end - margin for t in ticks)
     assert inside >= min_ticks, f"only {inside} main-thread ticks inside the call's window"
+
+
+# A real redis-server per test (skipped when it is not installed); see redis_fixture.py.
+from redis_fixture import redis_server  # noqa: E402, F401

@@ -95,7 +95,46 @@ SemanticCache::SemanticCache(size_t dim, SemanticCacheOptions options,
                              std::shared_ptr<const embed::Embedder> embedder)
     : dim_(dim), options_(std::move(options)), embedder_(std::move(embedder)) {}
 
-SemanticCache::~SemanticCache() = default;
+SemanticCache::~SemanticCache() {
+  // Stop the replicator (and its threads, which call into this cache) before the members go.
+  replicator_.reset();
+}
+
+void SemanticCache::SetReplicator(std::unique_ptr<SemanticReplicator> replicator) {
+  replicator_ = std::move(replicator);
+}
+
+std::optional<absl::Time> SemanticCache::ExpiryFor(absl::Time created_at,
+                                                   std::optional<absl::Duration> ttl) const {
+  if (ttl) return created_at + *ttl;
+  if (options_.default_ttl) return created_at + *options_.default_ttl;
+  return std::nullopt;
+}
+
+bool SemanticCache::ApplyReplicated(SemanticRecord record) {
+  if (record.vector.size() != dim_) return false;
+  const absl::Time now = Now();
+  if (record.expires_at && *record.expires_at <= now) return false;
+  MutexLock lock(&mu_);
+  return PutNormalized(std::move(record.vector), record.query, std::move(record.value),
+                       record.context, record.ns, std::nullopt, record.created_at,
+                       record.expires_at)
+      .ok();
+}
+
+size_t SemanticCache::ApplyReplicatedDelete(std::string_view query, std::string_view context,
+                                            std::string_view ns) {
+  MutexLock lock(&mu_);
+  auto it = by_query_.find(QueryKey(ScopeKey(ns, context), query));
+  if (it == by_query_.end()) return 0;
+  RemoveEntry(it->second);
+  return 1;
+}
+
+void SemanticCache::ApplyReplicatedClear() {
+  MutexLock lock(&mu_);
+  ClearLocked();
+}
 
 absl::StatusOr<std::vector<float>> SemanticCache::Normalized(std::span<const float> vector) const {
   if (vector.size() != dim_) {
@@ -139,9 +178,18 @@ absl::Status SemanticCache::PutVector(std::span<const float> vector, std::string
     return absl::InvalidArgumentError("SemanticCache.put: ttl_seconds must be > 0 (or None)");
   }
   const absl::Time now = Now();
-  MutexLock lock(&mu_);
-  return PutNormalized(std::move(normalized), query, std::move(value), context, ns, ttl, now,
-                       std::nullopt);
+  std::optional<SemanticRecord> record;
+  if (replicator_) {
+    record.emplace(SemanticRecord{normalized, std::string(query), std::string(context),
+                                  std::string(ns), value, now, ExpiryFor(now, ttl)});
+  }
+  {
+    MutexLock lock(&mu_);
+    THRIFTY_RETURN_IF_ERROR(PutNormalized(std::move(normalized), query, std::move(value), context,
+                                          ns, ttl, now, std::nullopt));
+  }
+  if (record) replicator_->OnPut(std::span<const SemanticRecord>(&*record, 1));
+  return absl::OkStatus();
 }
 
 absl::Status SemanticCache::Put(std::string_view query, SemanticValue value,
@@ -244,6 +292,28 @@ absl::Status SemanticCache::PutVectors(std::span<const float> vectors,
     std::copy(row.begin(), row.end(), normalized.begin() + static_cast<ptrdiff_t>(i * dim_));
   }
   const absl::Time now = Now();
+  std::vector<SemanticRecord> records;
+  if (replicator_) {
+    records.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      records.push_back(SemanticRecord{
+          std::vector<float>(normalized.begin() + static_cast<ptrdiff_t>(i * dim_),
+                             normalized.begin() + static_cast<ptrdiff_t>((i + 1) * dim_)),
+          queries[i], std::string(context), std::string(ns), values[i], now, ExpiryFor(now, ttl)});
+    }
+  }
+  THRIFTY_RETURN_IF_ERROR(
+      InsertVectors(normalized, queries, std::move(values), context, ns, ttl, now));
+  if (!records.empty()) replicator_->OnPut(records);
+  return absl::OkStatus();
+}
+
+absl::Status SemanticCache::InsertVectors(const std::vector<float>& normalized,
+                                          std::span<const std::string> queries,
+                                          std::vector<SemanticValue> values,
+                                          std::string_view context, std::string_view ns,
+                                          std::optional<absl::Duration> ttl, absl::Time now) {
+  const size_t n = queries.size();
   MutexLock lock(&mu_);
   DrainExpired(now);
   internal::VectorPartition* partition = nullptr;
@@ -400,16 +470,18 @@ absl::StatusOr<std::vector<std::pair<float, std::string>>> SemanticCache::Search
 
 size_t SemanticCache::Delete(std::string_view query, std::string_view context,
                              std::string_view ns) {
-  MutexLock lock(&mu_);
-  auto it = by_query_.find(QueryKey(ScopeKey(ns, context), query));
-  if (it == by_query_.end()) return 0;
-  RemoveEntry(it->second);
-  return 1;
+  const size_t removed = ApplyReplicatedDelete(query, context, ns);
+  // Published even when absent here: other processes may hold it.
+  if (replicator_) replicator_->OnDelete(query, context, ns);
+  return removed;
 }
 
 void SemanticCache::Clear() {
-  MutexLock lock(&mu_);
-  ClearLocked();
+  {
+    MutexLock lock(&mu_);
+    ClearLocked();
+  }
+  if (replicator_) replicator_->OnClear();
 }
 
 void SemanticCache::ClearLocked() {

@@ -48,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "thrifty/base/mutex.h"
+#include "thrifty/cache/exact_store.h"
 
 namespace thrifty::cache {
 
@@ -63,7 +64,7 @@ class Clock {
 };
 
 // How a value was stored: Python gets bytes back for kBytes and str for kText (UTF-8).
-enum class ValueKind : uint8_t { kBytes = 0, kText = 1 };
+enum class ValueKind : uint8_t { kBytes = 0, kText = 1 };  // declared in exact_store.h
 
 // What a caller stores alongside a value.
 struct EntryMetadata {
@@ -103,7 +104,8 @@ struct ExactCacheStats {
   double saved_usd = 0.0;  // sum of cost_usd over hits
 };
 
-class ExactCache {
+// The in-memory ExactStore.
+class ExactCache final : public ExactStore {
  public:
   static constexpr int kShardBits = 4;
   static constexpr size_t kNumShards = size_t{1} << kShardBits;
@@ -113,32 +115,33 @@ class ExactCache {
 
   ExactCache(const ExactCache&) = delete;
   ExactCache& operator=(const ExactCache&) = delete;
-  ~ExactCache();
+  ~ExactCache() override;
 
   // The live value for (ns, key), or null on a miss. Counts a hit or a miss, and marks the entry
   // most recently used.
-  std::shared_ptr<const CachedValue> Get(std::string_view ns, std::string_view key);
+  std::shared_ptr<const CachedValue> Get(std::string_view ns, std::string_view key) override;
 
   // Stores `value`, replacing any entry for (ns, key), then evicts LRU entries down to the
   // limits. `ttl`: nullopt uses the default TTL; absl::InfiniteDuration() never expires.
   // InvalidArgument when ttl <= 0, cost_usd is negative or not finite, or the entry's charge
   // exceeds max_bytes.
   absl::Status Put(std::string_view ns, std::string_view key, std::string value, ValueKind kind,
-                   EntryMetadata metadata = {}, std::optional<absl::Duration> ttl = std::nullopt);
+                   EntryMetadata metadata = {},
+                   std::optional<absl::Duration> ttl = std::nullopt) override;
 
   // Removes (ns, key); true when a live entry was removed.
-  bool Delete(std::string_view ns, std::string_view key);
+  bool Delete(std::string_view ns, std::string_view key) override;
 
   // Whether a live entry exists. Counts nothing and does not change LRU order.
-  bool Contains(std::string_view ns, std::string_view key) const;
+  bool Contains(std::string_view ns, std::string_view key) const override;
 
   // Removes every entry (not counted as evictions); counters are kept.
-  void Clear();
+  void Clear() override;
 
-  ExactCacheStats Stats() const;
+  ExactCacheStats Stats() const override;
 
   // Number of entries, including expired ones not yet removed.
-  int64_t size() const { return entries_.load(std::memory_order_relaxed); }
+  int64_t size() const override { return entries_.load(std::memory_order_relaxed); }
 
   const ExactCacheOptions& options() const { return options_; }
 

@@ -81,6 +81,29 @@ struct SemanticHit {
   absl::Time created_at;
 };
 
+// One entry as shared with other processes: what a replicator publishes and applies.
+struct SemanticRecord {
+  std::vector<float> vector;  // L2-normalized, dim() values
+  std::string query;
+  std::string context;
+  std::string ns;
+  SemanticValue value;
+  absl::Time created_at;
+  std::optional<absl::Time> expires_at;  // nullopt: the receiving cache's default TTL applies
+};
+
+// Receives a cache's local changes so other processes can replay them (RedisSemanticSync).
+// Called on the caller's thread after the change is applied locally, without the cache's lock.
+// Must never fail the caller: a replicator that cannot publish drops and counts.
+// Local evictions (max_entries / max_bytes) are not published: each process has its own budget.
+class SemanticReplicator {
+ public:
+  virtual ~SemanticReplicator() = default;
+  virtual void OnPut(std::span<const SemanticRecord> records) = 0;
+  virtual void OnDelete(std::string_view query, std::string_view context, std::string_view ns) = 0;
+  virtual void OnClear() = 0;
+};
+
 struct SemanticCacheStats {
   uint64_t hits = 0;
   uint64_t misses = 0;
@@ -139,6 +162,18 @@ class SemanticCache {
   double threshold() const { return options_.threshold; }
   const embed::Embedder* embedder() const { return embedder_.get(); }
 
+  // Sharing. SetReplicator attaches the sink of local changes (call once, before the cache is
+  // shared between threads); the cache owns it and destroys it first on destruction, so a
+  // replicator's threads may call the Apply* methods until then. Apply* change the cache like
+  // the local calls but publish nothing (they are how other processes' changes arrive).
+  void SetReplicator(std::unique_ptr<SemanticReplicator> replicator);
+  SemanticReplicator* replicator() const { return replicator_.get(); }
+  // Skips (returns false) an expired record or one whose vector has the wrong size.
+  bool ApplyReplicated(SemanticRecord record);
+  size_t ApplyReplicatedDelete(std::string_view query, std::string_view context,
+                               std::string_view ns);
+  void ApplyReplicatedClear();
+
   // Snapshot: every live entry (vector, query, value, scope, times) in a checksummed file,
   // written atomically (temp file + rename). Load rebuilds the indexes.
   absl::Status Save(const std::string& path) const;
@@ -158,6 +193,11 @@ class SemanticCache {
                              std::optional<absl::Duration> ttl, absl::Time created_at,
                              std::optional<absl::Time> expires_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertVectors(const std::vector<float>& normalized,
+                             std::span<const std::string> queries,
+                             std::vector<SemanticValue> values, std::string_view context,
+                             std::string_view ns, std::optional<absl::Duration> ttl, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Registers an entry whose vector the caller adds to `partition`; returns its id.
   absl::StatusOr<uint64_t> InsertEntry(std::string_view query, SemanticValue value,
                                        std::string_view context, std::string_view ns,
@@ -170,8 +210,12 @@ class SemanticCache {
   size_t DrainExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictToBudget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  std::optional<absl::Time> ExpiryFor(absl::Time created_at,
+                                      std::optional<absl::Duration> ttl) const;
+
   const size_t dim_;
   const SemanticCacheOptions options_;
+  std::unique_ptr<SemanticReplicator> replicator_;
   const std::shared_ptr<const embed::Embedder> embedder_;
 
   mutable Mutex mu_;

@@ -1,0 +1,327 @@
+#include "thrifty/cache/redis_exact_store.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "thrifty/base/strings.h"
+#include "thrifty/request/request_key.h"
+
+namespace thrifty::cache {
+namespace {
+
+constexpr uint8_t kRecordVersion = 1;
+constexpr size_t kHeaderBytes = 1 + 1 + 8 + 8 + 8 + 4 + 4;
+
+template <typename T>
+void Append(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
+template <typename T>
+T Read(const char* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(value));
+  return value;
+}
+
+bool SafeTagChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+absl::Status CheckTtl(absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(StrCat("ttl must be positive, got ",
+                                             absl::FormatDuration(ttl),
+                                             " (leave it unset for the default)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RedisExactStore::RedisExactStore(std::shared_ptr<RedisClient> client,
+                                 RedisExactStoreOptions options)
+    : client_(std::move(client)),
+      options_(options),
+      clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+
+absl::StatusOr<std::unique_ptr<RedisExactStore>> RedisExactStore::Create(
+    std::shared_ptr<RedisClient> client, RedisExactStoreOptions options) {
+  if (client == nullptr) return absl::InvalidArgumentError("RedisExactStore: client is null");
+  if (options.default_ttl) {
+    if (absl::Status status = CheckTtl(*options.default_ttl); !status.ok()) return status;
+  }
+  return std::unique_ptr<RedisExactStore>(new RedisExactStore(std::move(client), options));
+}
+
+std::string RedisExactStore::NamespaceTag(std::string_view ns) {
+  if (ns.empty()) return "~";
+  if (ns.size() <= 64 && std::all_of(ns.begin(), ns.end(), SafeTagChar)) return std::string(ns);
+  return StrCat("#", request::HashBytes(ns).ToHex());
+}
+
+std::string RedisExactStore::EntryKey(std::string_view prefix, std::string_view ns,
+                                      std::string_view key) {
+  return StrCat(prefix, ":{", NamespaceTag(ns), "}:x:", key);
+}
+
+std::string RedisExactStore::EncodeValue(const CachedValue& value) {
+  std::string out;
+  out.reserve(kHeaderBytes + value.metadata.model.size() + value.metadata.usage_json.size() +
+              value.value.size());
+  Append<uint8_t>(out, kRecordVersion);
+  Append<uint8_t>(out, static_cast<uint8_t>(value.kind));
+  Append<double>(out, value.metadata.cost_usd);
+  Append<int64_t>(out, absl::ToUnixMicros(value.created_at));
+  Append<int64_t>(out, value.expires_at == absl::InfiniteFuture()
+                           ? int64_t{0}
+                           : absl::ToUnixMicros(value.expires_at));
+  Append<uint32_t>(out, static_cast<uint32_t>(value.metadata.model.size()));
+  Append<uint32_t>(out, static_cast<uint32_t>(value.metadata.usage_json.size()));
+  out.append(value.metadata.model);
+  out.append(value.metadata.usage_json);
+  out.append(value.value);
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<CachedValue>> RedisExactStore::DecodeValue(std::string_view record) {
+  if (record.size() < kHeaderBytes) {
+    return absl::DataLossError(
+        StrCat("exact-cache record of ", record.size(), " bytes is shorter than its header"));
+  }
+  const char* p = record.data();
+  const auto version = Read<uint8_t>(p);
+  if (version != kRecordVersion) {
+    return absl::DataLossError(
+        StrCat("exact-cache record version ", version, " (expected ", kRecordVersion, ")"));
+  }
+  const auto kind = Read<uint8_t>(p + 1);
+  if (kind > 1) return absl::DataLossError(StrCat("exact-cache record kind ", kind));
+  auto value = std::make_shared<CachedValue>();
+  value->kind = static_cast<ValueKind>(kind);
+  value->metadata.cost_usd = Read<double>(p + 2);
+  value->created_at = absl::FromUnixMicros(Read<int64_t>(p + 10));
+  const auto expires = Read<int64_t>(p + 18);
+  value->expires_at = expires == 0 ? absl::InfiniteFuture() : absl::FromUnixMicros(expires);
+  const auto model_size = Read<uint32_t>(p + 26);
+  const auto usage_size = Read<uint32_t>(p + 30);
+  if (uint64_t{model_size} + usage_size > record.size() - kHeaderBytes) {
+    return absl::DataLossError("exact-cache record is truncated");
+  }
+  size_t at = kHeaderBytes;
+  value->metadata.model.assign(p + at, model_size);
+  at += model_size;
+  value->metadata.usage_json.assign(p + at, usage_size);
+  at += usage_size;
+  value->value.assign(p + at, record.size() - at);
+  return value;
+}
+
+std::shared_ptr<const CachedValue> RedisExactStore::FromReply(const RedisReply& reply) {
+  if (reply.type != RedisReply::Type::kString) {
+    if (reply.is_error()) failed_gets_.fetch_add(1, std::memory_order_relaxed);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  absl::StatusOr<std::shared_ptr<CachedValue>> value = DecodeValue(reply.str);
+  if (!value.ok()) {
+    corrupt_.fetch_add(1, std::memory_order_relaxed);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if ((*value)->expires_at != absl::InfiniteFuture() && (*value)->ExpiredAt(clock_->Now())) {
+    expirations_.fetch_add(1, std::memory_order_relaxed);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  saved_usd_.fetch_add((*value)->metadata.cost_usd, std::memory_order_relaxed);
+  return *std::move(value);
+}
+
+std::shared_ptr<const CachedValue> RedisExactStore::Get(std::string_view ns, std::string_view key) {
+  const std::string redis_key = EntryKey(client_->url().prefix, ns, key);
+  absl::StatusOr<RedisReply> reply = client_->Command({"GET", redis_key});
+  if (!reply.ok()) {
+    failed_gets_.fetch_add(1, std::memory_order_relaxed);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return FromReply(*reply);
+}
+
+std::vector<std::shared_ptr<const CachedValue>> RedisExactStore::GetMany(
+    std::string_view ns, std::span<const std::string_view> keys) {
+  std::vector<std::shared_ptr<const CachedValue>> out(keys.size());
+  if (keys.empty()) return out;
+  // One MGET: the namespace hash tag puts every key of the batch in one cluster slot, and one
+  // command costs the server far less than a pipeline of GETs.
+  std::vector<std::string> redis_keys;
+  redis_keys.reserve(keys.size());
+  for (std::string_view key : keys) {
+    redis_keys.push_back(EntryKey(client_->url().prefix, ns, key));
+  }
+  RedisArgs args;
+  args.reserve(keys.size() + 1);
+  args.push_back("MGET");
+  for (const std::string& redis_key : redis_keys) args.push_back(redis_key);
+  absl::StatusOr<RedisReply> reply = client_->Command(args);
+  if (!reply.ok() || reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() != keys.size()) {
+    failed_gets_.fetch_add(keys.size(), std::memory_order_relaxed);
+    misses_.fetch_add(keys.size(), std::memory_order_relaxed);
+    return out;
+  }
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = FromReply(reply->elements[i]);
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<CachedValue>> RedisExactStore::Prepare(
+    std::string value, ValueKind kind, EntryMetadata metadata,
+    std::optional<absl::Duration> ttl) const {
+  if (ttl) {
+    if (absl::Status status = CheckTtl(*ttl); !status.ok()) return status;
+  }
+  if (!std::isfinite(metadata.cost_usd) || metadata.cost_usd < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("cost_usd must be a finite number >= 0, got ", metadata.cost_usd));
+  }
+  auto stored = std::make_shared<CachedValue>();
+  stored->value = std::move(value);
+  stored->kind = kind;
+  stored->metadata = std::move(metadata);
+  stored->created_at = clock_->Now();
+  const std::optional<absl::Duration> effective = ttl ? ttl : options_.default_ttl;
+  stored->expires_at = effective && *effective != absl::InfiniteDuration()
+                           ? stored->created_at + *effective
+                           : absl::InfiniteFuture();
+  return stored;
+}
+
+namespace {
+// SET key record [PX ms]: ms is at least 1 so a sub-millisecond TTL still expires.
+struct SetCommand {
+  std::string key;
+  std::string record;
+  std::string px;
+  RedisArgs Args() const {
+    if (px.empty()) return {"SET", key, record};
+    return {"SET", key, record, "PX", px};
+  }
+};
+
+std::string PxFor(const CachedValue& value) {
+  if (value.expires_at == absl::InfiniteFuture()) return "";
+  const int64_t ms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(value.expires_at - value.created_at));
+  return std::to_string(ms);
+}
+}  // namespace
+
+absl::Status RedisExactStore::Put(std::string_view ns, std::string_view key, std::string value,
+                                  ValueKind kind, EntryMetadata metadata,
+                                  std::optional<absl::Duration> ttl) {
+  absl::StatusOr<std::shared_ptr<CachedValue>> stored =
+      Prepare(std::move(value), kind, std::move(metadata), ttl);
+  if (!stored.ok()) return stored.status();
+  SetCommand set{EntryKey(client_->url().prefix, ns, key), EncodeValue(**stored), PxFor(**stored)};
+  absl::StatusOr<RedisReply> reply = client_->Command(set.Args());
+  if (!reply.ok() || reply->is_error()) dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status RedisExactStore::PutMany(std::string_view ns, std::span<ExactPutItem> items,
+                                      std::optional<absl::Duration> ttl) {
+  std::vector<SetCommand> sets;
+  sets.reserve(items.size());
+  for (ExactPutItem& item : items) {
+    absl::StatusOr<std::shared_ptr<CachedValue>> stored = Prepare(
+        std::move(item.value), item.kind,
+        EntryMetadata{std::move(item.model), std::move(item.usage_json), item.cost_usd}, ttl);
+    if (!stored.ok()) return stored.status();
+    sets.push_back(SetCommand{EntryKey(client_->url().prefix, ns, item.key), EncodeValue(**stored),
+                              PxFor(**stored)});
+  }
+  std::vector<RedisArgs> commands;
+  commands.reserve(sets.size());
+  for (const SetCommand& set : sets) commands.push_back(set.Args());
+  absl::StatusOr<std::vector<RedisReply>> replies = client_->Pipeline(commands);
+  if (!replies.ok()) {
+    dropped_writes_.fetch_add(sets.size(), std::memory_order_relaxed);
+  } else {
+    for (const RedisReply& reply : *replies) {
+      if (reply.is_error()) dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool RedisExactStore::Delete(std::string_view ns, std::string_view key) {
+  const std::string redis_key = EntryKey(client_->url().prefix, ns, key);
+  absl::StatusOr<RedisReply> reply = client_->Command({"DEL", redis_key});
+  if (!reply.ok() || reply->is_error()) {
+    dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return reply->integer > 0;
+}
+
+bool RedisExactStore::Contains(std::string_view ns, std::string_view key) const {
+  const std::string redis_key = EntryKey(client_->url().prefix, ns, key);
+  absl::StatusOr<RedisReply> reply = client_->Command({"EXISTS", redis_key});
+  if (!reply.ok()) {
+    failed_gets_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return reply->type == RedisReply::Type::kInteger && reply->integer > 0;
+}
+
+int64_t RedisExactStore::ScanCount(bool unlink) const {
+  const std::string pattern = StrCat(client_->url().prefix, ":{*}:x:*");
+  std::string cursor = "0";
+  int64_t count = 0;
+  do {
+    absl::StatusOr<RedisReply> reply =
+        client_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!reply.ok() || reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
+      if (unlink) dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+      return count;
+    }
+    cursor = reply->elements[0].str;
+    const std::vector<RedisReply>& keys = reply->elements[1].elements;
+    count += static_cast<int64_t>(keys.size());
+    if (unlink && !keys.empty()) {
+      RedisArgs args = {"UNLINK"};
+      for (const RedisReply& key : keys) args.push_back(key.str);
+      absl::StatusOr<RedisReply> unlinked = client_->Command(args);
+      if (!unlinked.ok() || unlinked->is_error()) {
+        dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  } while (cursor != "0");
+  return count;
+}
+
+void RedisExactStore::Clear() { ScanCount(/*unlink=*/true); }
+
+int64_t RedisExactStore::size() const { return ScanCount(/*unlink=*/false); }
+
+ExactCacheStats RedisExactStore::Stats() const {
+  ExactCacheStats stats;
+  stats.hits = static_cast<int64_t>(hits_.load(std::memory_order_relaxed));
+  stats.misses = static_cast<int64_t>(misses_.load(std::memory_order_relaxed));
+  stats.expirations = static_cast<int64_t>(expirations_.load(std::memory_order_relaxed));
+  stats.saved_usd = saved_usd_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+RedisFailOpenStats RedisExactStore::fail_open_stats() const {
+  return RedisFailOpenStats{failed_gets_.load(std::memory_order_relaxed),
+                            dropped_writes_.load(std::memory_order_relaxed),
+                            corrupt_.load(std::memory_order_relaxed)};
+}
+
+}  // namespace thrifty::cache
