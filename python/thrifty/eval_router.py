@@ -1,0 +1,341 @@
+"""Evaluate thrifty's router on public routing data: ``python -m thrifty.eval_router``.
+
+Runs RouteLLM's MMLU and MT-Bench sets (gpt-4-1106-preview vs Mixtral-8x7B) and RouterBench's
+arc_challenge and winogrande (11 models, real per-prompt costs) from a data folder laid out as
+``../shared/data/routing`` (see docs/eval_router.md). For each dataset it fits the router on the
+fitting rows only, sweeps its quality threshold on the held-out rows, computes APGR, CPT(50%),
+CPT(80%) (RouteLLM), AIQ (RouterBench), the cost saving at 95% of the best single model's quality
+and the share of the oracle's saving, next to the baselines (each single model, always-cheapest,
+random, oracle), and writes ``<dataset>.json`` and ``<dataset>.png`` to the output folder.
+
+With no data folder it prints why and exits 0 ("skipped").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import thrifty
+from thrifty.routing_eval import data as datamod
+from thrifty.routing_eval import harness, report
+from thrifty.routing_eval.data import RoutingTable
+
+TARGETS = {
+    "mmlu": ">= 45% cost saving at 95% of GPT-4's accuracy (RouteLLM's published MMLU figure)",
+    "mt_bench": "> 85% cost saving at 95% of GPT-4's score (RouteLLM, published)",
+    "arc_challenge": "best single model's quality at <= 30% of its cost; AIQ above every single model's",
+    "winogrande": "best single model's quality at <= 30% of its cost; AIQ above every single model's",
+}
+EMBEDDERS = ("hashing", "static")
+
+
+def default_data_dir() -> Optional[Path]:
+    """$THRIFTY_DATA (the data root or its routing/ folder), else shared/data/routing next to
+    the source tree or the working directory, or next to one of their parents."""
+    candidates: List[Path] = []
+    for var in ("THRIFTY_DATA", "THRIFTY_SHARED_DATA"):
+        if os.environ.get(var):
+            candidates += [Path(os.environ[var]) / "routing", Path(os.environ[var])]
+    source_root = Path(__file__).resolve().parents[2]
+    for base in (source_root, Path.cwd()):
+        candidates += [a / "shared" / "data" / "routing" for a in base.parents]
+    for c in candidates:
+        if any(datamod.available(c, name) for name in datamod.DATASETS):
+            return c
+    return None
+
+
+# ------------------------------------------------------------------------- the router --
+
+
+def make_embedder(name: str):
+    if name == "hashing":
+        return thrifty.HashingEmbedder()
+    if name == "static":
+        return thrifty.StaticEmbedder()
+    raise ValueError(f"embedder {name!r}; accepted: {', '.join(EMBEDDERS)}")
+
+
+class RouterScorer:
+    """Adapts thrifty.Router to the harness: fit on a table's rows, score prompts.
+
+    Predicted quality and output tokens come from ``Router.predict`` (one batch call); the
+    expected cost of each model is the catalog price of the prompt's estimated input tokens and
+    the predicted output tokens, which is the router's own cost model with no prefix-cache
+    tracker attached.
+    """
+
+    def __init__(self, table: RoutingTable, predictor: Any, embedder: Any, prompt_view: str):
+        self.table = table
+        self.view = prompt_view
+        self.router = thrifty.Router(table.catalog, predictor=predictor, embedder=embedder)
+        names = list(self.router.models)
+        missing = [m for m in table.models if m not in names]
+        if missing:
+            raise ValueError(f"the router's catalog lacks {missing}; it has {names}")
+        self.cols = [names.index(m) for m in table.models]
+
+    def _text(self, prompt: str) -> str:
+        return datamod.last_block(prompt) if self.view == "last" else prompt
+
+    def fit(self, table: RoutingTable) -> None:
+        examples = []
+        for i, p in enumerate(table.prompts):
+            q = {m: float(table.quality[i, j]) for j, m in enumerate(table.models)}
+            if table.output_tokens is not None:
+                out = {m: float(table.output_tokens[i, j]) for j, m in enumerate(table.models)}
+                examples.append((self._text(p), q, out))
+            else:
+                examples.append((self._text(p), q))
+        self.router.fit(examples)
+
+    def score(self, prompts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        texts = [self._text(p) for p in prompts]
+        q, out = self.router.predict(texts)
+        q = np.asarray(q, dtype=np.float64)[:, self.cols]
+        out = np.asarray(out, dtype=np.float64)[:, self.cols]
+        ec = np.zeros_like(q)
+        for j, m in enumerate(self.table.models):
+            for i, p in enumerate(prompts):
+                usage = thrifty.Usage(
+                    input_tokens=thrifty.estimate_tokens(p, model=m),
+                    output_tokens=int(round(max(out[i, j], 0.0))),
+                )
+                ec[i, j] = self.table.catalog.cost(m, usage)
+        return q, ec
+
+    def route_agreement(self, prompts: Sequence[str], q, ec, thresholds) -> float:
+        """Share of (prompt, threshold) pairs where Router.route picks what the harness's rule
+        picks from the same predictions (a check that the sweep replays the router)."""
+        same = total = 0
+        for t in thresholds:
+            mine = harness.decide(q, ec, float(t))
+            for i, p in enumerate(prompts):
+                d = self.router.route(self._text(p), quality_threshold=float(t))
+                same += int(d.model == self.table.models[mine[i]])
+                total += 1
+        return same / max(total, 1)
+
+
+def router_available() -> bool:
+    return hasattr(thrifty, "Router")
+
+
+# ------------------------------------------------------------------------------ main --
+
+
+def _parse_options(items: Sequence[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"eval-router: --predictor-option {item!r}: expected key=value")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _predictor(name: str, options: Dict[str, Any]) -> Any:
+    """A predictor name as Router accepts it, or an object built with the given options."""
+    if not options or name == "prior":
+        return name
+    classes = {"knn": "KnnPredictor", "logistic": "LogisticPredictor", "prior": "PriorPredictor"}
+    cls = getattr(thrifty, classes.get(name, ""), None)
+    if cls is None:
+        raise SystemExit(f"eval-router: no predictor class for {name!r} to pass {options} to")
+    return cls(**options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="thrifty eval-router",
+        description="Evaluate the router on RouteLLM and RouterBench data (docs/eval_router.md).",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="routing data folder (default: $THRIFTY_DATA or ../shared/data/routing)",
+    )
+    p.add_argument(
+        "--datasets",
+        default=",".join(datamod.DATASETS),
+        help="comma-separated: " + ", ".join(datamod.DATASETS),
+    )
+    p.add_argument(
+        "--predictor", action="append", help="prior, knn, logistic, ... (repeatable; default knn)"
+    )
+    p.add_argument(
+        "--predictor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to the predictor class (e.g. k=20)",
+    )
+    p.add_argument(
+        "--embedder", action="append", choices=EMBEDDERS, help="repeatable; default hashing"
+    )
+    p.add_argument("--threshold-mode", choices=("absolute", "relative", "both"), default="absolute")
+    p.add_argument(
+        "--prompt-view",
+        choices=("full", "last"),
+        default="last",
+        help="what the router embeds: the whole prompt, or its last paragraph (the question of a few-shot prompt)",
+    )
+    p.add_argument(
+        "--retained",
+        type=float,
+        default=0.95,
+        help="quality to keep, as a share of the best single model's",
+    )
+    p.add_argument(
+        "--inner-folds",
+        type=int,
+        default=5,
+        help="folds of the fitting rows used to calibrate the threshold",
+    )
+    p.add_argument(
+        "--no-calibrate", action="store_true", help="skip the train-side threshold calibration"
+    )
+    p.add_argument("--baselines-only", action="store_true", help="do not run the router")
+    p.add_argument("--out", type=Path, default=Path("eval_router_results"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    data_dir = args.data or default_data_dir()
+    if data_dir is None or not any(datamod.available(data_dir, n) for n in datamod.DATASETS):
+        where = data_dir or "$THRIFTY_DATA, ../shared/data/routing"
+        print(f"eval-router: skipped: no routing data found ({where}); pass --data DIR")
+        return {"skipped": True}
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in datamod.DATASETS]
+    if unknown:
+        raise SystemExit(
+            f"eval-router: unknown datasets {unknown}; accepted: {', '.join(datamod.DATASETS)}"
+        )
+    if not 0 < args.retained <= 1:
+        raise SystemExit(f"eval-router: --retained must be in (0, 1], got {args.retained}")
+    modes = ["absolute", "relative"] if args.threshold_mode == "both" else [args.threshold_mode]
+    predictors = args.predictor or ["knn"]
+    embedder_names = args.embedder or ["hashing"]
+    options = _parse_options(args.predictor_option)
+    use_router = not args.baselines_only
+    if use_router and not router_available():
+        print("eval-router: thrifty.Router is not in this build; running the baselines only")
+        use_router = False
+    embedders = {e: make_embedder(e) for e in embedder_names} if use_router else {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = {"data": str(data_dir), "seed": args.seed, "datasets": {}}
+    for name in names:
+        if not datamod.available(data_dir, name):
+            print(f"eval-router: {name}: skipped (no files under {data_dir})")
+            continue
+        start = time.perf_counter()
+        table = datamod.load(data_dir, name, seed=args.seed)
+        runs = []
+        held = np.concatenate([e for _, e in harness.outer_folds(table)])
+        for pred in predictors:
+            for emb in embedder_names if use_router else []:
+                label = f"router {pred}/{emb}"
+
+                def factory(t: RoutingTable, pred=pred, emb=emb):
+                    return RouterScorer(
+                        t, _predictor(pred, options), embedders[emb], args.prompt_view
+                    )
+
+                t0 = time.perf_counter()
+                held, r = harness.run_router(
+                    table,
+                    label,
+                    factory,
+                    modes=modes,
+                    retained=args.retained,
+                    inner_k=args.inner_folds,
+                    seed=args.seed,
+                    calibrate=not args.no_calibrate,
+                )
+                r.info["seconds"] = time.perf_counter() - t0
+                runs.append(r)
+        summary = report.summarize(table, held, runs, retained=args.retained, seed=args.seed)
+        summary["target"] = TARGETS[name]
+        summary["seconds"] = time.perf_counter() - start
+        summary["catalog"] = {
+            s.name: {"input_per_mtok": s.input_per_mtok, "output_per_mtok": s.output_per_mtok}
+            for s in table.catalog.models()
+            if s.name in table.models
+        }
+        summary["plot"] = str(report.plot(summary, args.out / f"{name}.png"))
+        (args.out / f"{name}.json").write_text(json.dumps(summary, indent=1, default=_json) + "\n")
+        results["datasets"][name] = summary
+        if not args.quiet:
+            print_summary(summary)
+    (args.out / "summary.json").write_text(json.dumps(results, indent=1, default=_json) + "\n")
+    return results
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def print_summary(s: Dict[str, Any]) -> None:
+    from thrifty.routing_eval.report import (
+        CALIBRATED_HEADER,
+        TABLE_HEADER,
+        calibrated_rows,
+        table_rows,
+    )
+
+    print(
+        f"\n== {s['dataset']}: {s['rows_held_out']} held-out prompts; best single "
+        f"{s['strong']} quality {s['best_quality']:.3f} at ${s['best_cost'] * 1000:.3f}/1k prompts; "
+        f"cheapest {s['weak']}; oracle {s['oracle_point']['quality']:.3f} at "
+        f"${s['oracle_point']['cost'] * 1000:.3f}/1k"
+    )
+    print(f"   target: {s['target']}")
+    _print(TABLE_HEADER, table_rows(s))
+    if s["calibrated"]:
+        _print(CALIBRATED_HEADER, calibrated_rows(s))
+    print(f"   plot: {s['plot']}")
+
+
+def _print(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))
+        )
+    )
+    for r in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
