@@ -104,9 +104,9 @@ class RouterScorer:
         out = np.asarray(out, dtype=np.float64)[:, self.cols]
         ec = np.zeros_like(q)
         for j, m in enumerate(self.table.models):
-            for i, p in enumerate(prompts):
+            for i, text in enumerate(texts):
                 usage = thrifty.Usage(
-                    input_tokens=thrifty.estimate_tokens(p, model=m),
+                    input_tokens=thrifty.estimate_tokens(text, model=m),
                     output_tokens=int(round(max(out[i, j], 0.0))),
                 )
                 ec[i, j] = self.table.catalog.cost(m, usage)
@@ -127,6 +127,26 @@ class RouterScorer:
 
 def router_available() -> bool:
     return hasattr(thrifty, "Router")
+
+
+PREDICTORS = ("prior", "knn", "logistic")
+
+
+def available_predictors() -> List[str]:
+    """The predictor names this build's Router accepts (empty without a Router)."""
+    if not router_available():
+        return []
+    catalog = thrifty.Catalog(
+        [thrifty.ModelSpec("a", "x", 1.0, 1.0), thrifty.ModelSpec("b", "x", 2.0, 2.0)]
+    )
+    out = []
+    for name in PREDICTORS:
+        try:
+            thrifty.Router(catalog, predictor=name)
+        except Exception:  # noqa: BLE001 - a name this build does not know
+            continue
+        out.append(name)
+    return out
 
 
 # ------------------------------------------------------------------------------ main --
@@ -207,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-calibrate", action="store_true", help="skip the train-side threshold calibration"
     )
     p.add_argument("--baselines-only", action="store_true", help="do not run the router")
+    p.add_argument(
+        "--check-route",
+        type=int,
+        default=50,
+        metavar="N",
+        help="check Router.route against the sweep's rule on N held-out prompts (0: off)",
+    )
     p.add_argument("--out", type=Path, default=Path("eval_router_results"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -267,6 +294,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     calibrate=not args.no_calibrate,
                 )
                 r.info["seconds"] = time.perf_counter() - t0
+                if args.check_route:
+                    r.info["route_agreement"] = _check_route(table, factory, args.check_route)
                 runs.append(r)
         summary = report.summarize(table, held, runs, retained=args.retained, seed=args.seed)
         summary["target"] = TARGETS[name]
@@ -283,6 +312,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             print_summary(summary)
     (args.out / "summary.json").write_text(json.dumps(results, indent=1, default=_json) + "\n")
     return results
+
+
+def _check_route(table: RoutingTable, factory, n: int) -> float:
+    """Router.route on n held-out prompts at three thresholds must pick what the sweep picks."""
+    fit_idx, eval_idx = harness.outer_folds(table)[0]
+    scorer = factory(table)
+    scorer.fit(table.subset(fit_idx))
+    prompts = [table.prompts[i] for i in eval_idx[:n]]
+    q, ec = scorer.score(prompts)
+    return scorer.route_agreement(prompts, q, ec, np.quantile(q, [0.25, 0.5, 0.75]))
 
 
 def _json(x: Any) -> Any:
@@ -313,6 +352,16 @@ def print_summary(s: Dict[str, Any]) -> None:
     _print(TABLE_HEADER, table_rows(s))
     if s["calibrated"]:
         _print(CALIBRATED_HEADER, calibrated_rows(s))
+    for name, info in s.get("runs", {}).items():
+        agree = info.get("route_agreement")
+        print(
+            f"   {name}: {info.get('seconds', 0):.1f} s"
+            + (
+                ""
+                if agree is None
+                else f"; Router.route agrees with the sweep on {100 * agree:.1f}%"
+            )
+        )
     print(f"   plot: {s['plot']}")
 
 

@@ -135,6 +135,7 @@ def summarize(
         "oracle_point": oracle_pt.as_dict(),
         "methods": methods,
         "calibrated": cal,
+        "runs": {run.name: run.info for run in runs},
         "info": table.info,
     }
 
@@ -160,6 +161,7 @@ def table_rows(summary: Dict[str, Any]) -> List[List[str]]:
                 _fmt(f["saving_at_target"], True),
                 _fmt(f["cost_share_to_match_best"], True),
                 _fmt(f["share_of_oracle_saving"], True),
+                _fmt(f.get("strong_share_at_target"), True),
             ]
         )
     for name, p in summary["singles"].items():
@@ -172,6 +174,7 @@ def table_rows(summary: Dict[str, Any]) -> List[List[str]]:
                 _fmt(p["aiq"]),
                 f"q={p['quality']:.3f}",
                 f"{100 * p['cost'] / best:.1f}%",
+                "",
                 "",
             ]
         )
@@ -187,6 +190,7 @@ TABLE_HEADER = [
     "save@95%",
     "cost to match best",
     "of oracle's saving",
+    "strong calls@95%",
 ]
 
 
