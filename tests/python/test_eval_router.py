@@ -387,3 +387,25 @@ def test_cli_runs_the_baselines_on_fixture_data(tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "unknown datasets" in bad.stderr
+
+
+@pytest.mark.skipif(not hasattr(thrifty, "Router"), reason="thrifty.Router is not in this build")
+def test_router_scorer_replays_router_route():
+    from thrifty import eval_router
+
+    rng = np.random.default_rng(0)
+    topics = ["integral of x squared", "capital of France", "sort a list in python", "poem"]
+    prompts = [f"{topics[i % 4]} variant {i}" for i in range(80)]
+    # The cheap model is right on the first two topics only; the dear one everywhere.
+    q = np.stack([[1.0 if i % 4 < 2 else 0.0 for i in range(80)], np.ones(80)], axis=1)
+    table = _table(q, np.tile([1e-4, 1e-2], (80, 1)), prompts=prompts)
+    table.output_tokens = rng.integers(1, 50, size=(80, 2)).astype(float)
+    scorer = eval_router.RouterScorer(table, "knn", thrifty.HashingEmbedder(), "full")
+    scorer.fit(table.subset(np.arange(0, 80, 2)))
+    held = [prompts[i] for i in range(1, 80, 2)]
+    pq, ec = scorer.score(held)
+    assert pq.shape == ec.shape == (40, 2) and np.all(ec > 0)
+    # Learned: the cheap model is predicted better on its own topics than elsewhere.
+    own = np.array([i % 4 < 2 for i in range(1, 80, 2)])
+    assert pq[own, 0].mean() > pq[~own, 0].mean() + 0.2
+    assert scorer.route_agreement(held, pq, ec, [0.3, 0.6, 0.9]) == 1.0
