@@ -67,16 +67,27 @@ def make_embedder(name: str):
 class RouterScorer:
     """Adapts thrifty.Router to the harness: fit on a table's rows, score prompts.
 
-    Predicted quality and output tokens come from ``Router.predict`` (one batch call); the
-    expected cost of each model is the catalog price of the prompt's estimated input tokens and
-    the predicted output tokens, which is the router's own cost model with no prefix-cache
-    tracker attached.
+    Predicted quality and expected cost come from one batch ``Router.predict(...,
+    with_cost=True)`` call: the router's own cost model (estimated input tokens x input price +
+    predicted output tokens x output price; no prefix-cache tracker here). The evaluation
+    catalogs hold shut-down models (RouteLLM's pair), so the router is built with
+    ``include_deprecated=True``.
     """
 
-    def __init__(self, table: RoutingTable, predictor: Any, embedder: Any, prompt_view: str):
+    def __init__(
+        self,
+        table: RoutingTable,
+        predictor: Any,
+        embedder: Any,
+        prompt_view: str,
+        router_options: Optional[Dict[str, Any]] = None,
+    ):
         self.table = table
         self.view = prompt_view
-        self.router = thrifty.Router(table.catalog, predictor=predictor, embedder=embedder)
+        options = {"include_deprecated": True, **(router_options or {})}
+        self.router = thrifty.Router(
+            table.catalog, predictor=predictor, embedder=embedder, **options
+        )
         names = list(self.router.models)
         missing = [m for m in table.models if m not in names]
         if missing:
@@ -99,17 +110,9 @@ class RouterScorer:
 
     def score(self, prompts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         texts = [self._text(p) for p in prompts]
-        q, out = self.router.predict(texts)
+        q, _, ec = self.router.predict(texts, with_cost=True)
         q = np.asarray(q, dtype=np.float64)[:, self.cols]
-        out = np.asarray(out, dtype=np.float64)[:, self.cols]
-        ec = np.zeros_like(q)
-        for j, m in enumerate(self.table.models):
-            for i, text in enumerate(texts):
-                usage = thrifty.Usage(
-                    input_tokens=thrifty.estimate_tokens(text, model=m),
-                    output_tokens=int(round(max(out[i, j], 0.0))),
-                )
-                ec[i, j] = self.table.catalog.cost(m, usage)
+        ec = np.asarray(ec, dtype=np.float64)[:, self.cols]
         return q, ec
 
     def route_agreement(self, prompts: Sequence[str], q, ec, thresholds) -> float:
@@ -157,7 +160,7 @@ def _parse_options(items: Sequence[str]) -> Dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"eval-router: --predictor-option {item!r}: expected key=value")
+            raise SystemExit(f"eval-router: option {item!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -165,15 +168,20 @@ def _parse_options(items: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-def _predictor(name: str, options: Dict[str, Any]) -> Any:
-    """A predictor name as Router accepts it, or an object built with the given options."""
-    if not options or name == "prior":
-        return name
+def _predictor(name: str, options: Dict[str, Any]) -> Tuple[Any, str]:
+    """(predictor as Router accepts it, label suffix): the name, or the predictor's options
+    class built with those of `options` that it has (the others are for other predictors)."""
+    import dataclasses
+
     classes = {"knn": "KnnPredictor", "logistic": "LogisticPredictor", "prior": "PriorPredictor"}
     cls = getattr(thrifty, classes.get(name, ""), None)
-    if cls is None:
-        raise SystemExit(f"eval-router: no predictor class for {name!r} to pass {options} to")
-    return cls(**options)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return name, ""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    mine = {k: v for k, v in options.items() if k in fields}
+    if not mine:
+        return name, ""
+    return cls(**mine), " " + ",".join(f"{k}={v}" for k, v in sorted(mine.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="passed to the predictor class (e.g. k=20)",
+    )
+    p.add_argument(
+        "--router-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to thrifty.Router (e.g. embed_head_chars=0)",
     )
     p.add_argument(
         "--embedder", action="append", choices=EMBEDDERS, help="repeatable; default hashing"
@@ -258,6 +273,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     predictors = args.predictor or ["knn"]
     embedder_names = args.embedder or ["hashing"]
     options = _parse_options(args.predictor_option)
+    router_options = _parse_options(args.router_option)
     use_router = not args.baselines_only
     if use_router and not router_available():
         print("eval-router: thrifty.Router is not in this build; running the baselines only")
@@ -275,11 +291,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         held = np.concatenate([e for _, e in harness.outer_folds(table)])
         for pred in predictors:
             for emb in embedder_names if use_router else []:
-                label = f"router {pred}/{emb}"
+                predictor, suffix = _predictor(pred, options)
+                label = f"router {pred}/{emb}{suffix}"
 
-                def factory(t: RoutingTable, pred=pred, emb=emb):
+                def factory(t: RoutingTable, predictor=predictor, emb=emb):
                     return RouterScorer(
-                        t, _predictor(pred, options), embedders[emb], args.prompt_view
+                        t, predictor, embedders[emb], args.prompt_view, router_options
                     )
 
                 t0 = time.perf_counter()
