@@ -50,6 +50,14 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.router import (
+    Decision,
+    KnnPredictor,
+    LogisticPredictor,
+    PriorPredictor,
+    Router,
+    RouterCalibration,
+)
 
 __all__ = [
     "AgentBudget",
@@ -96,4 +104,10 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "Decision",
+    "KnnPredictor",
+    "LogisticPredictor",
+    "PriorPredictor",
+    "Router",
+    "RouterCalibration",
 ]
