@@ -94,8 +94,16 @@ class RouterScorer:
             raise ValueError(f"the router's catalog lacks {missing}; it has {names}")
         self.cols = [names.index(m) for m in table.models]
 
-    def _text(self, prompt: str) -> str:
-        return datamod.last_block(prompt) if self.view == "last" else prompt
+    def _text(self, prompt: str) -> Any:
+        """What the router is given for a prompt (the views apply to few-shot prompts only)."""
+        if self.view == "full" or not self.table.info.get("few_shot"):
+            return prompt
+        question = datamod.last_block(prompt)
+        if self.view == "last":
+            return question
+        prefix = prompt[: prompt.rfind(question)].strip()
+        messages = [{"role": "system", "content": prefix}] if prefix else []
+        return {"messages": [*messages, {"role": "user", "content": question}]}
 
     def fit(self, table: RoutingTable) -> None:
         examples = []
@@ -222,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-mode", choices=("absolute", "relative", "both"), default="absolute")
     p.add_argument(
         "--prompt-view",
-        choices=("full", "last"),
-        default="last",
-        help="what the router embeds: the whole prompt, or its last paragraph (the question of a few-shot prompt)",
+        choices=("request", "last", "full"),
+        default="request",
+        help="how a few-shot prompt (RouterBench) reaches the router: a request with the examples as "
+        "system message and the question as user message (default), the question alone, or the "
+        "whole prompt as one string",
     )
     p.add_argument(
         "--retained",

@@ -395,9 +395,10 @@ def test_router_scorer_replays_router_route():
 
     rng = np.random.default_rng(0)
     topics = ["integral of x squared", "capital of France", "sort a list in python", "poem"]
-    prompts = [f"{topics[i % 4]} variant {i}" for i in range(80)]
+    topic = [(i // 2) % 4 for i in range(80)]  # even rows fit, odd rows score: both see all
+    prompts = [f"{topics[t]} variant {i}" for i, t in enumerate(topic)]
     # The cheap model is right on the first two topics only; the dear one everywhere.
-    q = np.stack([[1.0 if i % 4 < 2 else 0.0 for i in range(80)], np.ones(80)], axis=1)
+    q = np.stack([[1.0 if t < 2 else 0.0 for t in topic], np.ones(80)], axis=1)
     table = _table(q, np.tile([1e-4, 1e-2], (80, 1)), prompts=prompts)
     table.output_tokens = rng.integers(1, 50, size=(80, 2)).astype(float)
     scorer = eval_router.RouterScorer(table, "knn", thrifty.HashingEmbedder(), "full")
@@ -406,6 +407,6 @@ def test_router_scorer_replays_router_route():
     pq, ec = scorer.score(held)
     assert pq.shape == ec.shape == (40, 2) and np.all(ec > 0)
     # Learned: the cheap model is predicted better on its own topics than elsewhere.
-    own = np.array([i % 4 < 2 for i in range(1, 80, 2)])
+    own = np.array([topic[i] < 2 for i in range(1, 80, 2)])
     assert pq[own, 0].mean() > pq[~own, 0].mean() + 0.2
     assert scorer.route_agreement(held, pq, ec, [0.3, 0.6, 0.9]) == 1.0

@@ -407,7 +407,11 @@ def load_routerbench(root: Path, name: str) -> RoutingTable:
         catalog=catalog,
         output_tokens=out_a,
         split=split_a,
-        info={"skipped_empty_rows": skipped, "files": f"{stem}_{{train,test}}.csv"},
+        info={
+            "skipped_empty_rows": skipped,
+            "files": f"{stem}_{{train,test}}.csv",
+            "few_shot": True,
+        },
     )
 
 
