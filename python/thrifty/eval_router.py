@@ -227,7 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embedder", action="append", choices=EMBEDDERS, help="repeatable; default hashing"
     )
-    p.add_argument("--threshold-mode", choices=("absolute", "relative", "both"), default="absolute")
+    p.add_argument(
+        "--threshold-mode",
+        action="append",
+        choices=harness.MODES,
+        help="absolute (default), relative (share of the best predicted quality), utility (NOT "
+        "the router's rule: max predicted quality - lambda x expected cost); repeatable",
+    )
     p.add_argument(
         "--prompt-view",
         choices=("request", "last", "full"),
@@ -279,7 +285,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         )
     if not 0 < args.retained <= 1:
         raise SystemExit(f"eval-router: --retained must be in (0, 1], got {args.retained}")
-    modes = ["absolute", "relative"] if args.threshold_mode == "both" else [args.threshold_mode]
+    modes = list(dict.fromkeys(args.threshold_mode or ["absolute"]))
     predictors = args.predictor or ["knn"]
     embedder_names = args.embedder or ["hashing"]
     options = _parse_options(args.predictor_option)

@@ -31,6 +31,7 @@ import numpy as np
 from thrifty.routing_eval.data import RoutingTable
 
 MAX_THRESHOLDS = 400
+MODES = ("absolute", "relative", "utility")
 RANDOM_SEEDS = 10
 RANDOM_SHARES = np.linspace(0.0, 1.0, 11)
 
@@ -60,8 +61,10 @@ def decide(q: np.ndarray, ec: np.ndarray, threshold: float, mode: str = "absolut
         ok = q >= threshold
     elif mode == "relative":
         ok = q >= threshold * q.max(axis=1, keepdims=True)
+    elif mode == "utility":
+        return decide_utility(q, ec, threshold)
     else:
-        raise ValueError(f"threshold mode {mode!r}; accepted: absolute, relative")
+        raise ValueError(f"threshold mode {mode!r}; accepted: {', '.join(MODES)}")
     # Rank by (expected cost, -quality, column) among candidates.
     key_cost = np.where(ok, ec, np.inf)
     best_cost = key_cost.min(axis=1, keepdims=True)
@@ -75,8 +78,31 @@ def decide(q: np.ndarray, ec: np.ndarray, threshold: float, mode: str = "absolut
     return choice
 
 
-def candidate_thresholds(q: np.ndarray, mode: str) -> np.ndarray:
+def decide_utility(q: np.ndarray, ec: np.ndarray, lam: float) -> np.ndarray:
+    """NOT the router's rule: per row the model with the most predicted quality - lam x
+    expected cost (ties: the cheaper). A cost-aware alternative evaluated on the router's own
+    predictions, to show what a quality-per-dollar setting would buy (docs/eval_router.md)."""
+    score = q - lam * ec
+    top = score >= score.max(axis=1, keepdims=True) - 1e-15
+    return np.argmin(np.where(top, ec, np.inf), axis=1)
+
+
+def _exchange_rates(q: np.ndarray, ec: np.ndarray) -> np.ndarray:
+    """Per row, quality gained per extra dollar between every pair of models (> 0 only)."""
+    dq = q[:, :, None] - q[:, None, :]
+    dc = ec[:, :, None] - ec[:, None, :]
+    keep = (dq > 0) & (dc > 0)
+    return dq[keep] / dc[keep]
+
+
+def candidate_thresholds(q: np.ndarray, mode: str, ec: Optional[np.ndarray] = None) -> np.ndarray:
     """Every threshold at which some decision can change (thinned to MAX_THRESHOLDS)."""
+    if mode == "utility":
+        rates = np.unique(_exchange_rates(q, ec))
+        if len(rates) > MAX_THRESHOLDS:
+            rates = np.unique(np.quantile(rates, np.linspace(0, 1, MAX_THRESHOLDS)))
+        top = float(rates.max()) * 10 if len(rates) else 1.0
+        return np.unique(np.concatenate([[0.0], rates * (1 - 1e-9), rates * (1 + 1e-9), [top]]))
     vals = (
         q.ravel()
         if mode == "absolute"
@@ -121,7 +147,7 @@ def point_of(choice: np.ndarray, quality: np.ndarray, cost: np.ndarray, strong: 
 def sweep(q, ec, quality, cost, strong: int, mode: str) -> List[Point]:
     return [
         point_of(decide(q, ec, t, mode), quality, cost, strong, threshold=float(t))
-        for t in candidate_thresholds(q, mode)
+        for t in candidate_thresholds(q, mode, ec)
     ]
 
 

@@ -235,7 +235,11 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
             ax.plot(xs, ys, color="grey", lw=1, ls="--", marker=".", label="random")
         elif name.startswith("zero router"):
             hull = metrics.nondecreasing_convex_hull(metrics.as_points(xs, ys))
-            ax.plot(hull[:, 0], hull[:, 1], color="tab:brown", lw=1, ls="-.", label=name)
+            # Mixes are linear in cost: densify so the segments stay right on a log axis.
+            t = np.linspace(0.0, 1.0, 50)[:, None]
+            seg = [a + t * (b - a) for a, b in zip(hull[:-1], hull[1:])] or [hull]
+            dense = np.concatenate(seg)
+            ax.plot(dense[:, 0], dense[:, 1], color="tab:brown", lw=1, ls="-.", label=name)
         else:
             ax.plot(xs, ys, lw=1.6, label=name)
     for name, p in summary["singles"].items():
@@ -263,8 +267,11 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
         ls="--",
         label=f"{100 * summary['retained']:.0f}% of {summary['strong']}",
     )
-    ax.set_xscale("log")
-    ax.set_xlabel("mean realized cost per prompt (USD, log scale)")
+    if len(summary["models"]) > 2:  # costs span 50x: a log axis
+        ax.set_xscale("log")
+        ax.set_xlabel("mean realized cost per prompt (USD, log scale)")
+    else:
+        ax.set_xlabel("mean realized cost per prompt (USD)")
     ax.set_ylabel("mean quality")
     ax.set_title(
         f"{summary['dataset']}: cost vs quality on {summary['rows_held_out']} held-out prompts"
