@@ -176,20 +176,24 @@ def _parse_options(items: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-def _predictor(name: str, options: Dict[str, Any]) -> Tuple[Any, str]:
-    """(predictor as Router accepts it, label suffix): the name, or the predictor's options
-    class built with those of `options` that it has (the others are for other predictors)."""
+def _predictor(spec: str, options: Dict[str, Any]) -> Tuple[Any, str, str]:
+    """(predictor as Router accepts it, name, label suffix) for "name" or "name:k=v,k=v".
+
+    Options come from the spec and from --predictor-option; each predictor's options class
+    takes those of its fields (the others are meant for other predictors)."""
     import dataclasses
 
+    name, _, inline = spec.partition(":")
+    merged = {**options, **_parse_options([x for x in inline.split(",") if x])}
     classes = {"knn": "KnnPredictor", "logistic": "LogisticPredictor", "prior": "PriorPredictor"}
     cls = getattr(thrifty, classes.get(name, ""), None)
     if cls is None or not dataclasses.is_dataclass(cls):
-        return name, ""
+        return name, name, ""
     fields = {f.name for f in dataclasses.fields(cls)}
-    mine = {k: v for k, v in options.items() if k in fields}
+    mine = {k: v for k, v in merged.items() if k in fields}
     if not mine:
-        return name, ""
-    return cls(**mine), " " + ",".join(f"{k}={v}" for k, v in sorted(mine.items()))
+        return name, name, ""
+    return cls(**mine), name, " " + ",".join(f"{k}={v}" for k, v in sorted(mine.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: " + ", ".join(datamod.DATASETS),
     )
     p.add_argument(
-        "--predictor", action="append", help="prior, knn, logistic, ... (repeatable; default knn)"
+        "--predictor",
+        action="append",
+        help="prior, knn, logistic, optionally with options: knn:k=64,shrinkage=2 (repeatable; "
+        "default knn)",
     )
     p.add_argument(
         "--predictor-option",
@@ -307,8 +314,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         held = np.concatenate([e for _, e in harness.outer_folds(table)])
         for pred in predictors:
             for emb in embedder_names if use_router else []:
-                predictor, suffix = _predictor(pred, options)
-                label = f"router {pred}/{emb}{suffix}"
+                predictor, pname, suffix = _predictor(pred, options)
+                label = f"router {pname}/{emb}{suffix}"
 
                 def factory(t: RoutingTable, predictor=predictor, emb=emb):
                     return RouterScorer(
