@@ -63,7 +63,10 @@ def rows_for(name: str, s: Dict[str, Any]) -> List[List[str]]:
         if two:
             value = f["saving_at_target"]
             met = value is not None and (value > goal if name == "mt_bench" else value >= goal)
-            extra = f"strong calls {_pct(f.get('strong_share_at_target'))}"
+            share = f.get("strong_share_at_target")
+            # RouteLLM priced every call alike, GPT-4 at $24.7/M and Mixtral at $0.24/M.
+            routellm = None if share is None else (1 - share) * (1 - 0.24 / 24.7)
+            extra = f"strong calls {_pct(share)} (saving at RouteLLM's prices {_pct(routellm)})"
         else:
             value = f["cost_share_to_match_best"]
             met = value is not None and value <= goal

@@ -394,14 +394,13 @@ def print_summary(s: Dict[str, Any]) -> None:
         _print(CALIBRATED_HEADER, calibrated_rows(s))
     for name, info in s.get("runs", {}).items():
         agree = info.get("route_agreement")
-        print(
-            f"   {name}: {info.get('seconds', 0):.1f} s"
-            + (
-                ""
-                if agree is None
-                else f"; Router.route agrees with the sweep on {100 * agree:.1f}%"
-            )
-        )
+        aucs = [a for a in info.get("auc", {}).values() if a is not None]
+        line = f"   {name}: {info.get('seconds', 0):.1f} s"
+        if agree is not None:
+            line += f"; Router.route agrees with the sweep on {100 * agree:.1f}%"
+        if aucs:
+            line += f"; AUC of predicted quality per model {min(aucs):.2f}-{max(aucs):.2f}"
+        print(line)
     print(f"   plot: {s['plot']}")
 
 

@@ -67,6 +67,13 @@ def test_cost_to_reach_interpolates_and_says_none_when_out_of_reach():
         metrics.as_points([1.0], [float("nan")])
 
 
+def test_auc_by_hand():
+    assert metrics.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert metrics.auc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)  # a tie counts half
+    assert metrics.auc([0.1, 0.2], [1, 1]) is None
+    assert metrics.auc([0.1, 0.2], [0.5, 1]) is None
+
+
 # ----------------------------------------------------------------------------- harness --
 
 

@@ -170,3 +170,27 @@ def strong_weak(
             f"the cheapest model {model_names[weak]} is also the best; there is nothing to route"
         )
     return strong, weak
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> Optional[float]:
+    """ROC-AUC of `scores` for binary `labels` (Mann-Whitney, ties counted half); None when
+    the labels are not binary or only one class occurs. A diagnostic: how well predicted
+    quality ranks the prompts a model gets right above those it gets wrong."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if not np.all((labels == 0) | (labels == 1)):
+        return None
+    pos, neg = int(labels.sum()), int(len(labels) - labels.sum())
+    if pos == 0 or neg == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[labels == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))

@@ -135,7 +135,13 @@ def summarize(
         "oracle_point": oracle_pt.as_dict(),
         "methods": methods,
         "calibrated": cal,
-        "runs": {run.name: run.info for run in runs},
+        "runs": {
+            run.name: {
+                **run.info,
+                "auc": {table.models[j]: metrics.auc(run.q[:, j], quality[:, j]) for j in range(m)},
+            }
+            for run in runs
+        },
         "info": table.info,
     }
 
