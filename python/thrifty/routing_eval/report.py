@@ -231,7 +231,8 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    fig, ax = plt.subplots(figsize=(10.5, 5.6))
+    colors: Dict[str, Any] = {}
     for name, f in summary["methods"].items():
         pts = sorted(f["points"], key=lambda p: (p["cost"], p["quality"]))
         xs, ys = [p["cost"] for p in pts], [p["quality"] for p in pts]
@@ -247,7 +248,8 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
             dense = np.concatenate(seg)
             ax.plot(dense[:, 0], dense[:, 1], color="tab:brown", lw=1, ls="-.", label=name)
         else:
-            ax.plot(xs, ys, lw=1.6, label=name)
+            (line,) = ax.plot(xs, ys, lw=1.4, ls=":" if "[utility]" in name else "-", label=name)
+            colors[name] = line.get_color()
     for name, p in summary["singles"].items():
         ax.scatter([p["cost"]], [p["quality"]], s=18, color="tab:red", zorder=3)
         ax.annotate(
@@ -257,14 +259,17 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
     ax.scatter(
         [o["cost"]], [o["quality"]], marker="*", s=80, color="black", zorder=4, label="oracle"
     )
-    for name, c in summary["calibrated"].items():
+    for i, (name, c) in enumerate(summary["calibrated"].items()):
         ax.scatter(
             [c["cost"]],
             [c["quality"]],
             marker="D",
             s=30,
             zorder=5,
-            label=f"{name} @ train threshold",
+            color=colors.get(name, "tab:blue"),
+            edgecolors="black",
+            linewidths=0.5,
+            label="◆ threshold chosen on train rows" if i == 0 else None,
         )
     ax.axhline(
         summary["target_quality"],
@@ -282,7 +287,7 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
     ax.set_title(
         f"{summary['dataset']}: cost vs quality on {summary['rows_held_out']} held-out prompts"
     )
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
