@@ -14,6 +14,7 @@
 #include "faiss/index_io.h"
 #include "faiss/utils/Heap.h"
 #include "faiss/utils/distances.h"
+#include "simd.h"
 #include "thrifty/base/strings.h"
 
 namespace thrifty::route {
@@ -40,6 +41,48 @@ class NegatedDistance final : public faiss::DistanceComputer {
  private:
   std::unique_ptr<faiss::DistanceComputer> base_;
 };
+
+// Inner products over flat float storage with thrifty's SIMD kernels (simd.h) instead of
+// the baseline-x86 ones Debian's FAISS was built with.
+class SimdInnerProduct final : public faiss::FlatCodesDistanceComputer {
+ public:
+  SimdInnerProduct(const uint8_t* codes, size_t dim)
+      : FlatCodesDistanceComputer(codes, dim * sizeof(float)), dim_(dim) {}
+  void set_query(const float* x) override { query_ = x; }
+  float distance_to_code(const uint8_t* code) override {
+    return internal::Dot(query_, reinterpret_cast<const float*>(code), dim_);
+  }
+  float symmetric_dis(idx_t i, idx_t j) override {
+    const float* xb = reinterpret_cast<const float*>(codes);
+    return internal::Dot(xb + i * dim_, xb + j * dim_, dim_);
+  }
+
+ private:
+  const size_t dim_;
+  const float* query_ = nullptr;
+};
+
+// The HNSW graph's vector storage: FAISS's flat inner-product index with SIMD distances.
+// Serialized as a plain IndexFlatIP (faiss::write_index); AdoptStorage swaps it back in.
+struct SimdFlatIP final : faiss::IndexFlatIP {
+  explicit SimdFlatIP(idx_t d) : faiss::IndexFlatIP(d) {}
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override {
+    return new SimdInnerProduct(codes.data(), static_cast<size_t>(d));
+  }
+};
+
+// Replaces `index`'s storage by a SimdFlatIP holding the same vectors.
+void AdoptStorage(faiss::IndexHNSWFlat& index) {
+  auto* old = dynamic_cast<faiss::IndexFlat*>(index.storage);
+  auto storage = std::make_unique<SimdFlatIP>(index.d);
+  if (old != nullptr) {
+    storage->codes.swap(old->codes);
+    storage->ntotal = old->ntotal;
+  }
+  if (index.own_fields) delete index.storage;
+  index.storage = storage.release();
+  index.own_fields = true;
+}
 
 bool IsZero(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
@@ -105,6 +148,7 @@ void KnnPredictor::Reindex() {
   if (data_.size() < options_.exact_below) return;
   auto index = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(dim_), options_.hnsw_m,
                                                       faiss::METRIC_INNER_PRODUCT);
+  AdoptStorage(*index);
   index->hnsw.efConstruction = options_.hnsw_ef_construction;
   index->hnsw.efSearch = options_.hnsw_ef_search;
   index->add(static_cast<faiss::Index::idx_t>(data_.size()), data_.embeddings.data());
@@ -190,17 +234,24 @@ void KnnPredictor::SearchInto(const float* query, size_t k,
   k = std::min(k, n);
   if (!hnsw_) {
     thread_local std::vector<float> sims;
-    thread_local std::vector<uint32_t> order;
     sims.resize(n);
-    faiss::fvec_inner_products_ny(sims.data(), query, data_.embeddings.data(), dim_, n);
-    order.resize(n);
-    for (uint32_t i = 0; i < n; ++i) order[i] = i;
-    auto better = [&](uint32_t a, uint32_t b) {
-      return sims[a] > sims[b] || (sims[a] == sims[b] && a < b);
+    internal::Dots(query, data_.embeddings.data(), dim_, n, sims.data());
+    // Top k by a min-heap of (similarity, -index): ties keep the lower index.
+    auto worse = [](const std::pair<float, uint32_t>& a, const std::pair<float, uint32_t>& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
-    std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(k), order.end(),
-                      better);
-    for (size_t i = 0; i < k; ++i) out.emplace_back(sims[order[i]], order[i]);
+    out.reserve(k);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (out.size() < k) {
+        out.emplace_back(sims[i], i);
+        std::push_heap(out.begin(), out.end(), worse);
+      } else if (sims[i] > out.front().first) {
+        std::pop_heap(out.begin(), out.end(), worse);
+        out.back() = {sims[i], i};
+        std::push_heap(out.begin(), out.end(), worse);
+      }
+    }
+    std::sort_heap(out.begin(), out.end(), worse);
     return;
   }
   thread_local std::unique_ptr<faiss::VisitedTable> visited;
@@ -357,6 +408,7 @@ absl::Status KnnPredictor::Load(std::string_view& in) {
       }
       index.release();
       hnsw.reset(typed);
+      AdoptStorage(*hnsw);
     } catch (const std::exception& e) {
       return absl::DataLossError(
           ToAbsl(StrCat("router file: cannot read the kNN HNSW index: ", e.what())));
