@@ -313,7 +313,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         runs = []
         held = np.concatenate([e for _, e in harness.outer_folds(table)])
         for pred in predictors:
-            for emb in embedder_names if use_router else []:
+            # The prior predictor ignores the embedding: one embedder is enough.
+            embs = embedder_names[:1] if pred.partition(":")[0] == "prior" else embedder_names
+            for emb in embs if use_router else []:
                 predictor, pname, suffix = _predictor(pred, options)
                 label = f"router {pname}/{emb}{suffix}"
 
