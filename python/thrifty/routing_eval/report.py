@@ -233,7 +233,12 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(10.5, 5.6))
     colors: Dict[str, Any] = {}
-    for name, f in summary["methods"].items():
+    # Every curve of the router's own rule; of the cost-aware what-ifs only the best (by AIQ),
+    # so the plot stays readable.
+    what_ifs = [n for n in summary["methods"] if "[utility]" in n]
+    best_what_if = max(what_ifs, key=lambda n: summary["methods"][n]["aiq"], default=None)
+    shown = {n: f for n, f in summary["methods"].items() if n not in what_ifs or n == best_what_if}
+    for name, f in shown.items():
         pts = sorted(f["points"], key=lambda p: (p["cost"], p["quality"]))
         xs, ys = [p["cost"] for p in pts], [p["quality"] for p in pts]
         if name == "oracle":
@@ -259,7 +264,8 @@ def plot(summary: Dict[str, Any], path: Path) -> Path:
     ax.scatter(
         [o["cost"]], [o["quality"]], marker="*", s=80, color="black", zorder=4, label="oracle"
     )
-    for i, (name, c) in enumerate(summary["calibrated"].items()):
+    calibrated = [(n, c) for n, c in summary["calibrated"].items() if n in colors]
+    for i, (name, c) in enumerate(calibrated):
         ax.scatter(
             [c["cost"]],
             [c["quality"]],
