@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Router.route() latency (embedding excluded) with 10k and 100k labeled examples.
 
-The router holds N labeled prompts (synthetic: random sentences over a 20k-word vocabulary,
-embedded by HashingEmbedder, labels for every model of the shipped catalog); each timed call
+The router holds N labeled prompts (real Quora questions from ../shared/data/cache when present,
+else random sentences over a 20k-word vocabulary; embedded by HashingEmbedder; random labels
+for 11 models of the shipped catalog, as RouterBench has 11); each timed call
 routes a held-out prompt with its embedding precomputed (``route(prompt, embedding=v)``), so
 the time covers the binding, feature extraction (category, token estimates), the kNN search
 (exact below 4096 examples, FAISS HNSW above), the per-model votes and the cost model for all
@@ -17,6 +18,9 @@ Also reports recall@k of the HNSW neighbours against exact search.
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +30,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import thrifty  # noqa: E402
 from _bench_util import print_table, write_json  # noqa: E402
+
+DATA = Path(
+    os.environ.get("THRIFTY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def real_texts():
+    path = DATA / "cache" / "qqp_pairs.jsonl.gz"
+    if not path.exists():
+        return None
+    texts = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            texts.extend((row["text_a"], row["text_b"]))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def sentences(rng, n, vocab):
@@ -83,15 +103,35 @@ def main() -> None:
     embedder = thrifty.HashingEmbedder()
     models = [s.name for s in catalog.models()]
     m = len(models)
-    queries = sentences(rng, args.calls, vocab)
+    labeled = models[:: max(1, m // 11)][:11]
+    texts = real_texts()
+    source = "Quora questions" if texts else "synthetic sentences"
+    if texts:
+        rng.shuffle(texts)
+        queries = texts[: args.calls]
+        pool = texts[args.calls :]
+    else:
+        queries = sentences(rng, args.calls, vocab)
     qvecs = np.asarray(embedder.embed_batch(queries), dtype=np.float32)
     rows, results = [], {}
     for n in sizes:
-        prompts = sentences(rng, n, vocab)
-        quality = (rng.random((n, m)) < 0.7).astype(np.float64)
-        tokens = rng.integers(20, 800, (n, m)).astype(np.float64)
+        if texts and n <= len(pool):
+            prompts = pool[:n]
+        elif texts:  # more examples than real texts: repeat them with a suffix
+            prompts = [f"{pool[i % len(pool)]} ({i // len(pool)})" for i in range(n)]
+        else:
+            prompts = sentences(rng, n, vocab)
+        columns = [models.index(x) for x in labeled]
+        quality = np.full((n, m), np.nan)
+        tokens = np.full((n, m), np.nan)
+        quality[:, columns] = (rng.random((n, len(columns))) < 0.7).astype(np.float64)
+        tokens[:, columns] = rng.integers(20, 800, (n, len(columns))).astype(np.float64)
         examples = [
-            (p, dict(zip(models, quality[i])), dict(zip(models, tokens[i])))
+            (
+                p,
+                dict(zip(labeled, quality[i, columns])),
+                dict(zip(labeled, tokens[i, columns])),
+            )
             for i, p in enumerate(prompts)
         ]
         router = thrifty.Router(catalog, predictor="knn", embedder=embedder)
@@ -112,9 +152,12 @@ def main() -> None:
         # The NumPy peer over the same vectors, labels and priors.
         vectors = np.asarray(embedder.embed_batch(prompts), dtype=np.float32)
         prior_router = thrifty.Router(catalog, predictor="prior", embedder=embedder)
-        prior_router.fit([(p, dict(zip(models, quality[i]))) for i, p in enumerate(prompts)])
+        prior_router.fit(
+            [(p, dict(zip(labeled, quality[i, columns]))) for i, p in enumerate(prompts)]
+        )
         prior_q = prior_router.predict(queries[:1])[0][0]
-        prior_t = tokens.mean(0)
+        counts = (~np.isnan(tokens)).sum(0)
+        prior_t = np.where(counts > 0, np.nansum(tokens, 0) / np.maximum(counts, 1), 256.0)
         prices = (
             np.array([s.input_per_mtok for s in catalog.models()]),
             np.array([s.output_per_mtok for s in catalog.models()]),
@@ -144,11 +187,14 @@ def main() -> None:
             "numpy_p99_us": peer_p99,
             "speedup_p50": peer_p50 / p50,
             "hnsw_recall_at_10": recall,
+            "texts": source,
+            "load_average": os.getloadavg()[0],
         }
         del router, vectors
     print_table(
         f"Router.route() excluding embedding ({m} catalog models, kNN k=32, 256-d hashing "
-        f"embeddings, {args.calls} calls) vs a NumPy brute-force kNN router (same math)",
+        f"embeddings of {source}, {args.calls} calls) vs a NumPy brute-force kNN router "
+        f"(same math); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         [
             "examples",
             "fit s",

@@ -12,12 +12,16 @@
 #define THRIFTY_SRC_ROUTE_SIMD_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace thrifty::route::internal {
 
 float Dot(const float* a, const float* b, size_t dim);
 // out[i] = <query, base + i * dim> for i in [0, n).
 void Dots(const float* query, const float* base, size_t dim, size_t n, float* out);
+// sum_i weights[i] * code[i]: the code-dependent part of an inner product with an 8-bit
+// scalar-quantized vector.
+float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim);
 
 }  // namespace thrifty::route::internal
 
