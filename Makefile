@@ -81,6 +81,7 @@ bench: install
 	$(PY) benchmarks/bench_redis_cache.py
 	build/release/benchmarks/bench_ledger
 	$(PY) benchmarks/bench_ledger.py
+	$(PY) benchmarks/bench_router_quality.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed

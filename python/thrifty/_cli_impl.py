@@ -188,10 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("request")
     key.add_argument("--namespace", default="")
     key.set_defaults(func=cmd_key)
+
+    # Parsed by thrifty.eval_router itself (main() hands it the rest of the command line).
+    sub.add_parser(
+        "eval-router",
+        help="evaluate the router on RouteLLM / RouterBench data (docs/eval_router.md)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: List[str]) -> int:
+    if argv and argv[0] == "eval-router":
+        from thrifty import eval_router
+
+        return eval_router.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
