@@ -50,6 +50,7 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
 
 __all__ = [
     "AgentBudget",
@@ -96,4 +97,9 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "CallOutcome",
+    "DegradedWarning",
+    "WrappedClient",
+    "last_call",
+    "wrap",
 ]
