@@ -24,6 +24,7 @@
 #include "absl/strings/cord.h"
 #include "thrifty/agent/agent_run.h"
 #include "thrifty/base/strings.h"
+#include "thrifty/cost/ledger.h"
 
 namespace py = pybind11;
 
@@ -98,7 +99,7 @@ void RegisterErrors(py::module_& m) {
   c.step_limit = MakeClass(m, "StepLimitExceeded", {c.agent_limit},
                            "The run reached max_steps or max_tool_calls.");
   c.budget_exceeded = MakeClass(m, "BudgetExceededError", {c.agent_limit},
-                                "The call could break max_cost_usd or a token limit.");
+                                "The call could break max_cost_usd, a token limit or a hard Ledger budget.");
   c.loop_detected = MakeClass(m, "LoopDetectedError", {c.agent_limit},
                               "The agent repeats itself; .stopped tells whether the run ended.");
   c.deadline_exceeded = MakeClass(m, "DeadlineExceededError", {c.agent_limit, PyExc_TimeoutError},
@@ -124,6 +125,7 @@ PyObject* ExceptionClassFor(const absl::Status& status) {
     if (k == "loop") return c.loop_detected;
     if (k == "deadline") return c.deadline_exceeded;
   }
+  if (status.GetPayload(ToAbsl(cost::kBudgetPayloadUrl))) return c.budget_exceeded;
   PyObject* cls = c.internal;
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:

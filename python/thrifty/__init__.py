@@ -51,6 +51,7 @@ from thrifty.calibration import (
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
+from thrifty.ledger import Ledger
 
 __all__ = [
     "AgentBudget",
@@ -102,4 +103,5 @@ __all__ = [
     "WrappedClient",
     "last_call",
     "wrap",
+    "Ledger",
 ]

@@ -1,6 +1,6 @@
 """Type stubs for thrifty's C++ core (thrifty._core). Import from `thrifty`, not from here."""
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -293,3 +293,80 @@ class SemanticCache:
 def _best_matches(
     queries: npt.NDArray[np.float32], stored: npt.NDArray[np.float32], k: int = 1
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+
+# --- ledger ----------------------------------------------------------------------------------
+
+class _Ledger:
+    """The C++ ledger behind thrifty.Ledger. Thread-safe; record() releases the GIL."""
+
+    def __init__(
+        self,
+        catalog: Optional[Catalog] = None,
+        *,
+        bucket_seconds: float = 3600.0,
+        max_time_buckets: int = 168,
+        max_tag_keys: int = 32,
+        max_tag_values: int = 1000,
+        max_models: int = 256,
+        shards: int = 0,
+        clock: Optional[Callable[[], float]] = None,
+        on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
+        anomaly: bool = True,
+        anomaly_baseline_buckets: int = 24,
+        anomaly_min_history: int = 6,
+        anomaly_k: float = 4.0,
+        anomaly_min_relative: float = 0.1,
+        anomaly_min_usd: float = 0.01,
+    ) -> None: ...
+    def record(
+        self,
+        model: str,
+        usage: Any = None,
+        tags: Optional[Mapping[str, Any]] = None,
+        cost_usd: Optional[float] = None,
+        latency_s: Optional[float] = None,
+        cache: Union[str, bool, None] = None,
+        savings: Optional[Mapping[str, float]] = None,
+        ts: Optional[float] = None,
+        reservation: int = 0,
+    ) -> float: ...
+    def check(self, tags: Optional[Mapping[str, Any]], estimated_cost_usd: float) -> None: ...
+    def reserve(self, tags: Optional[Mapping[str, Any]], estimated_cost_usd: float) -> int: ...
+    def release(self, reservation: int) -> None: ...
+    def add_budget(
+        self,
+        tag: str,
+        value: Any,
+        limit_usd: float,
+        period: Union[str, float] = "day",
+        on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
+        hard: bool = False,
+    ) -> int: ...
+    def remove_budget(self, budget_id: int) -> None: ...
+    def budgets(self) -> List[Dict[str, Any]]: ...
+    def add_spike_alert(
+        self,
+        tag: str = "*",
+        absolute_usd: Optional[float] = None,
+        k: Optional[float] = None,
+        min_calls: int = 20,
+        on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
+    ) -> int: ...
+    def add_drift_alert(
+        self,
+        window_seconds: float = 3600.0,
+        points: float = 10.0,
+        min_calls: int = 50,
+        on_alert: Optional[Callable[[Dict[str, Any]], None]] = None,
+    ) -> int: ...
+    def alerts(self) -> List[Dict[str, Any]]: ...
+    def anomalies(self) -> List[Dict[str, Any]]: ...
+    def on_record(self, callback: Callable[[Dict[str, Any]], None]) -> None: ...
+    def log_to(self, path: Any) -> None: ...
+    def snapshot(self) -> Dict[str, Any]: ...
+    def prometheus(self) -> str: ...
+    def save(self, path: Any) -> None: ...
+    def load(self, path: Any) -> None: ...
+    def now(self) -> float: ...
+    @property
+    def bucket_seconds(self) -> float: ...
