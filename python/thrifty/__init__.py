@@ -50,8 +50,8 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
-from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
 from thrifty.ledger import Ledger
+from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
 
 __all__ = [
     "AgentBudget",

@@ -47,9 +47,7 @@ class ChatAccumulator:
 
     def add(self, chunk: Dict[str, Any]) -> None:
         if self.base is None:
-            self.base = {
-                k: chunk.get(k) for k in ("id", "created", "model", "system_fingerprint")
-            }
+            self.base = {k: chunk.get(k) for k in ("id", "created", "model", "system_fingerprint")}
             if chunk.get("service_tier") is not None:
                 self.base["service_tier"] = chunk["service_tier"]
         if chunk.get("usage"):
@@ -100,7 +98,9 @@ class ChatAccumulator:
                 "refusal": "".join(state["refusal"]) if state["refusal"] else None,
             }
             if state["tool_calls"]:
-                message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
+                message["tool_calls"] = [
+                    state["tool_calls"][i] for i in sorted(state["tool_calls"])
+                ]
             choices.append(
                 {
                     "index": index,
@@ -241,16 +241,27 @@ def message_events(message: Dict[str, Any]) -> List[Dict[str, Any]]:
         kind = block.get("type")
         if kind == "text":
             events.append(
-                {"type": "content_block_start", "index": index, "content_block": {**block, "text": ""}}
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {**block, "text": ""},
+                }
             )
             for piece in _pieces(block.get("text", "")):
                 delta = {"type": "text_delta", "text": piece}
                 events.append({"type": "content_block_delta", "index": index, "delta": delta})
         elif kind == "tool_use":
             events.append(
-                {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}}
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {**block, "input": {}},
+                }
             )
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})}
+            delta = {
+                "type": "input_json_delta",
+                "partial_json": json.dumps(block.get("input") or {}),
+            }
             events.append({"type": "content_block_delta", "index": index, "delta": delta})
         elif kind == "thinking":
             events.append(

@@ -106,7 +106,10 @@ def _image_to_anthropic(part: Dict[str, Any], where: str) -> Dict[str, Any]:
         media_type = header[5:].split(";")[0]
         if ";base64" not in header or not data:
             raise _refuse(where, "an image data URL must be base64 encoded")
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     raise _refuse(where, "an image_url must be a data: URL or an http(s) URL")
@@ -212,7 +215,9 @@ def openai_request_to_anthropic(request: Dict[str, Any], model: str) -> Dict[str
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if request.get("tools"):
-        out["tools"] = [_tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(request["tools"])]
+        out["tools"] = [
+            _tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(request["tools"])
+        ]
     choice = request.get("tool_choice")
     if choice is not None:
         out["tool_choice"] = _tool_choice_to_anthropic(choice)
@@ -437,7 +442,12 @@ def openai_response_to_anthropic(completion: Dict[str, Any]) -> Dict[str, Any]:
         except ValueError:
             arguments = {"_raw_arguments": function.get("arguments")}
         content.append(
-            {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments}
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": arguments,
+            }
         )
     if not content:
         content.append({"type": "text", "text": message.get("refusal") or ""})

@@ -17,6 +17,7 @@ caches, router and ledger are thread-safe themselves). A _Call belongs to one ca
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -442,6 +443,7 @@ class _Call:
         "est_input",
         "max_output",
         "plain_body",
+        "ledger_reservation",
     )
 
     def send(self) -> Any:
@@ -464,10 +466,8 @@ class _StreamCollector(_stream._Collector):
         value = _dump(item)
         self.acc.add(value)
         self.lines.append(json.dumps(value, separators=(",", ":")))
-        call = self.call
-        if call.injected_usage and not value.get("choices") and value.get("usage"):
-            return False  # the usage chunk thrifty asked for, the caller did not
-        return True
+        # Hide the usage chunk thrifty asked for and the caller did not.
+        return not (self.call.injected_usage and not value.get("choices") and value.get("usage"))
 
     def done(self) -> None:
         if not self.acc.complete:
@@ -529,7 +529,12 @@ class Engine:
         self.on_call = on_call
         self.stats = Stats()
         self._record_lock = threading.Lock()
-        self._record_file = open(record, "a", encoding="utf-8") if record is not None else None
+        # Open for the engine's life (closed by WrappedClient.close / __exit__).
+        self._record_file = (
+            open(record, "a", encoding="utf-8")  # noqa: SIM115
+            if record is not None
+            else None
+        )
         self._default_client = {}
         for key, kind in kinds.items():
             self._default_client.setdefault(kind, key)
@@ -595,24 +600,39 @@ class Engine:
         call.engine, call.api, call.body, call.sdk_options = self, api, body, sdk_options
         call.opts, call.outcome, call.stream, call.start = opts, outcome, stream, start
         call.namespace, call.key, call.semantic, call.plain_body = namespace, None, None, None
-        call.reservations, call.injected_usage = [], False
+        call.reservations, call.injected_usage, call.ledger_reservation = [], False, 0
         caching = (self.cache is not None or self.semantic_cache is not None) and (
             opts.read or opts.write
         )
+        if caching:
+            try:
+                self._keys(call)
+            except Exception as e:  # e.g. a NaN temperature: no key, so no caching for it
+                self._warn("cache", "computing the request key", e, outcome)
+                caching = False
         if not caching:
             outcome.cache = "off"
         else:
-            keyed = {**body, "_thrifty_api": api_name}
-            try:
-                call.key = request_key(keyed, namespace)
-            except (TypeError, ValueError):
-                call.plain_body = plain(body)
-                call.key = request_key({**call.plain_body, "_thrifty_api": api_name}, namespace)
             if opts.read:
                 hit = self._lookup(call)
                 if hit is not None:
                     return None, hit
         return self._prepare(call), None
+
+    def _keys(self, call: _Call) -> None:
+        """The exact key, and the semantic cache's (question, context) when it applies."""
+        body, api_name = call.body, call.api.name
+        try:
+            call.key = request_key({**body, "_thrifty_api": api_name}, call.namespace)
+        except (TypeError, ValueError):  # SDK objects in the request (a previous response's ...)
+            body = call.plain_body = plain(body)
+            call.key = request_key({**body, "_thrifty_api": api_name}, call.namespace)
+        if self.semantic_cache is not None:
+            found = _last_user_text(api_name, body)
+            if found is not None:
+                query, rest = found
+                context = request_key({**rest, "_thrifty_api": api_name + "/semantic"})
+                call.semantic = (query, context)
 
     def _lookup(self, call: _Call) -> Any:
         outcome = call.outcome
@@ -628,26 +648,19 @@ class Engine:
                     call, value if isinstance(value, str) else value.decode(), "exact",
                     entry.get("cost_usd", 0.0), None, entry.get("model", ""),
                 )  # fmt: skip
-        if self.semantic_cache is not None:
-            body = call.plain_body if call.plain_body is not None else call.body
-            found = _last_user_text(call.api.name, body)
-            if found is not None:
-                query, rest = found
-                try:
-                    context = request_key({**rest, "_thrifty_api": call.api.name + "/semantic"})
-                    call.semantic = (query, context)
-                    hit = self.semantic_cache.get(
-                        query, context=context, namespace=call.namespace
-                    )
-                except Exception as e:
-                    self._warn("semantic_cache", "the semantic cache lookup", e, outcome)
-                    hit = None
-                if hit is not None:
-                    value = hit.response
-                    return self._serve_hit(
-                        call, value if isinstance(value, str) else value.decode(), "semantic",
-                        hit.cost_usd, hit.similarity, hit.model,
-                    )  # fmt: skip
+        if self.semantic_cache is not None and call.semantic is not None:
+            query, context = call.semantic
+            try:
+                hit = self.semantic_cache.get(query, context=context, namespace=call.namespace)
+            except Exception as e:
+                self._warn("semantic_cache", "the semantic cache lookup", e, outcome)
+                hit = None
+            if hit is not None:
+                value = hit.response
+                return self._serve_hit(
+                    call, value if isinstance(value, str) else value.decode(), "semantic",
+                    hit.cost_usd, hit.similarity, hit.model,
+                )  # fmt: skip
         return None
 
     def _serve_hit(self, call, value, lever, stored_cost, similarity, model) -> Any:
@@ -706,7 +719,7 @@ class Engine:
     # -- the miss path --------------------------------------------------------------------------
 
     def _prepare(self, call: _Call) -> _Call:
-        api, body, outcome, opts = call.api, call.body, call.outcome, call.opts
+        api, body, outcome, _opts = call.api, call.body, call.outcome, call.opts
         requested = outcome.requested_model
         if requested == "auto":
             model, key = self._route(call)
@@ -850,8 +863,14 @@ class Engine:
             worst = self.catalog.cost(
                 spec, Usage(input_tokens=estimate, output_tokens=int(max_output))
             )
+            tags = call.outcome.tags or None
             try:
-                self.ledger.check(call.outcome.tags or None, worst)
+                # thrifty.Ledger holds the estimate until the call settles (calls in flight
+                # count against hard budgets); a ledger with only check() is asked once.
+                if hasattr(self.ledger, "reserve"):
+                    call.ledger_reservation = self.ledger.reserve(tags, worst)
+                else:
+                    self.ledger.check(tags, worst)
             except Exception as e:
                 if type(e).__name__ == "BudgetExceededError":
                     self._cancel(call)
@@ -860,11 +879,13 @@ class Engine:
 
     def _cancel(self, call: _Call) -> None:
         for run, reservation in call.reservations:
-            try:
+            with contextlib.suppress(Exception):
                 run.cancel(reservation)
-            except Exception:
-                pass
         call.reservations = []
+        if call.ledger_reservation:
+            with contextlib.suppress(Exception):
+                self.ledger.release(call.ledger_reservation)
+            call.ledger_reservation = 0
 
     # -- finish --------------------------------------------------------------------------------
 
@@ -949,7 +970,9 @@ class Engine:
             except NotFoundError:
                 run.cancel(reservation)
         call.reservations = []
-        head = json.dumps(caller_dict if caller_dict is not None else response, separators=(",", ":"))
+        head = json.dumps(
+            caller_dict if caller_dict is not None else response, separators=(",", ":")
+        )
         if call.opts.write and outcome.cache != "off":
             value = head if not stream_lines else head + "\n" + "\n".join(stream_lines)
             self._store(call, value, cost, model)
@@ -1011,14 +1034,19 @@ class Engine:
         self.stats.add(outcome)
         if self.ledger is not None:
             try:
+                extra = {}
+                if call.ledger_reservation:
+                    extra["reservation"] = call.ledger_reservation
+                    call.ledger_reservation = 0
                 self.ledger.record(
                     outcome.model,
                     usage,
                     tags=outcome.tags or None,
                     cost_usd=outcome.cost_usd,
                     latency_s=outcome.latency_s,
-                    cache=outcome.cache if outcome.cache in ("exact", "semantic") else None,
-                    savings=outcome.saved_usd,
+                    cache=outcome.cache if outcome.cache != "off" else None,
+                    savings=dict(outcome.savings),
+                    **extra,
                 )
             except Exception as e:
                 self._warn("ledger", "the ledger", e, outcome)

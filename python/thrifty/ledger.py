@@ -68,7 +68,7 @@ class Ledger(_core._Ledger):
             with contextlib.suppress(_core.NotFoundError):
                 self.release(reservation_id)
 
-    def to_dataframe(self, by: str = "model") -> "Any":
+    def to_dataframe(self, by: str = "model") -> Any:
         """The snapshot as a pandas DataFrame: ``by="model"`` (one row per model), ``"tag"`` (one
         row per tag key and value), or ``"time"`` (one row per time bucket). Columns: the
         aggregate's counters, cache outcomes (cache_*), latency quantiles (latency_p50...) and

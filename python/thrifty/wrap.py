@@ -288,6 +288,22 @@ class WrappedClient:
         self._thrifty_engine.close()
         return self._thrifty_client.close()
 
+    def __enter__(self) -> WrappedClient:
+        self._thrifty_client.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._thrifty_engine.close()
+        self._thrifty_client.__exit__(*exc_info)
+
+    async def __aenter__(self) -> WrappedClient:
+        await self._thrifty_client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._thrifty_engine.close()
+        await self._thrifty_client.__aexit__(*exc_info)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._thrifty_client, name)
 

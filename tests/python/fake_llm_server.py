@@ -25,7 +25,7 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -228,7 +228,9 @@ def _messages(fake: FakeLLMServer, request: Dict[str, Any], answer: Answer):
     if answer.text:
         content.append({"type": "text", "text": answer.text})
     for name, args in answer.tool_calls:
-        content.append({"type": "tool_use", "id": f"toolu_{next(_ids)}", "name": name, "input": args})
+        content.append(
+            {"type": "tool_use", "id": f"toolu_{next(_ids)}", "name": name, "input": args}
+        )
     usage = {
         "input_tokens": prompt - cached,
         "output_tokens": completion,
@@ -253,24 +255,45 @@ def _messages(fake: FakeLLMServer, request: Dict[str, Any], answer: Answer):
         if block["type"] == "text":
             start_block = {"type": "text", "text": ""}
             events.append(
-                ("content_block_start", {"type": "content_block_start", "index": i, "content_block": start_block})
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": start_block},
+                )
             )
             words = block["text"].split(" ")
             for j, word in enumerate(words):
                 delta = {"type": "text_delta", "text": word + (" " if j < len(words) - 1 else "")}
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}))
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": i, "delta": delta},
+                    )
+                )
         else:
             start_block = {**block, "input": {}}
             events.append(
-                ("content_block_start", {"type": "content_block_start", "index": i, "content_block": start_block})
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": start_block},
+                )
             )
             arguments = json.dumps(block["input"])
             for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
                 delta = {"type": "input_json_delta", "partial_json": piece}
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}))
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": i, "delta": delta},
+                    )
+                )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": {"output_tokens": completion}}))
+    events.append(
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": delta, "usage": {"output_tokens": completion}},
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
@@ -282,7 +305,13 @@ def _responses(fake: FakeLLMServer, request: Dict[str, Any], answer: Answer):
     if answer.text:
         part = {"type": "output_text", "text": answer.text, "annotations": []}
         output.append(
-            {"type": "message", "id": item_id, "status": "completed", "role": "assistant", "content": [part]}
+            {
+                "type": "message",
+                "id": item_id,
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
         )
     for name, args in answer.tool_calls:
         output.append(
@@ -379,7 +408,9 @@ class _Handler(BaseHTTPRequestHandler):
             if api == "messages":
                 body = {"type": "error", "error": {"type": e.type, "message": e.message}}
             else:
-                body = {"error": {"message": e.message, "type": e.type, "param": None, "code": None}}
+                body = {
+                    "error": {"message": e.message, "type": e.type, "param": None, "code": None}
+                }
             self._json(e.status, body)
             return
         result = build(fake, request, answer)
@@ -391,9 +422,13 @@ class _Handler(BaseHTTPRequestHandler):
             if answer.fail_stream_after is not None and i == answer.fail_stream_after:
                 error = {"type": "overloaded_error", "message": "Overloaded"}
                 if api == "messages":
-                    lines.append(f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n")
+                    lines.append(
+                        f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n"
+                    )
                 else:
-                    lines.append(f"data: {json.dumps({'error': {'message': 'Overloaded', 'type': 'server_error'}})}\n\n")
+                    lines.append(
+                        f"data: {json.dumps({'error': {'message': 'Overloaded', 'type': 'server_error'}})}\n\n"
+                    )
                 break
             text = data if isinstance(data, str) else json.dumps(data)
             lines.append((f"event: {event}\n" if event else "") + f"data: {text}\n\n")

@@ -8,10 +8,10 @@ import anthropic
 import openai
 import pytest
 from anthropic.types import Message
-from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
 from openai.types.chat import ChatCompletion
 
 import thrifty
+from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -29,7 +29,9 @@ def oai(server):
 
 @pytest.fixture
 def ant(server):
-    return anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk-ant-secret", max_retries=0)
+    return anthropic.Anthropic(
+        base_url=server.anthropic_url, api_key="sk-ant-secret", max_retries=0
+    )
 
 
 def chat(client, content="What is the capital of France?", **kwargs):
@@ -320,7 +322,9 @@ class RecordingLedger:
     def __init__(self, refuse=False):
         self.records, self.checks, self.refuse = [], [], refuse
 
-    def record(self, model, usage, tags=None, cost_usd=None, latency_s=None, cache=None, savings=None):
+    def record(
+        self, model, usage, tags=None, cost_usd=None, latency_s=None, cache=None, savings=None
+    ):
         self.records.append((model, usage, tags, cost_usd, cache, savings))
 
     def check(self, tags, estimated_cost_usd):
@@ -335,9 +339,89 @@ def test_ledger_records_and_checks(server, oai):
     chat(client, thrifty={"tags": {"team": "a"}})
     chat(client, thrifty={"tags": {"team": "a"}})
     assert len(ledger.checks) == 1 and ledger.checks[0][0] == {"team": "a"}
-    assert [r[4] for r in ledger.records] == [None, "exact"]
+    assert [r[4] for r in ledger.records] == ["miss", "exact"]
+    assert ledger.records[1][5]["exact"] == pytest.approx(ledger.records[0][3])
     assert ledger.records[0][3] > 0 and ledger.records[1][3] == 0
     refusing = thrifty.wrap(oai, ledger=RecordingLedger(refuse=True))
     with pytest.raises(thrifty.BudgetExceededError):
         chat(refusing, "new question")
     assert server.count() == 1
+
+
+def test_with_the_real_ledger(server, oai):
+    ledger = thrifty.Ledger()
+    client = thrifty.wrap(oai, cache=thrifty.ExactCache(), ledger=ledger)
+    chat(client, thrifty={"tags": {"team": "a"}})
+    chat(client, thrifty={"tags": {"team": "a"}})
+    snapshot = ledger.snapshot()
+    assert snapshot["by_model"]["gpt-6-luna"]["calls"] == 2
+    assert snapshot["total_cost_usd"] == pytest.approx(client.thrifty_stats()["cost_usd"])
+    assert snapshot["by_tag"]["team"]["a"]["cache"]["exact"] == 1
+    ledger.add_budget("team", "b", limit_usd=1e-9, hard=True)
+    with pytest.raises(thrifty.BudgetExceededError):
+        chat(client, "new", thrifty={"tags": {"team": "b"}})
+    assert server.count() == 1
+
+
+def test_refresh_stores_into_the_semantic_cache_too(server, oai):
+    semantic = thrifty.SemanticCache(thrifty.HashingEmbedder(), threshold=0.8)
+    client = thrifty.wrap(oai, semantic_cache=semantic)
+    chat(client, "What is the capital of France?", thrifty={"cache": "refresh"})
+    chat(client, "what is the capital of France")
+    assert server.count() == 1 and thrifty.last_call().cache == "semantic"
+
+
+class StubPlan:
+    def __init__(self, request):
+        self.request = {**request, "prompt_cache_key": "thrifty-test"}
+
+
+class StubBuilder:
+    """The interface of thrifty.PromptBuilder that wrap uses: from_request(...).build()."""
+
+    calls = []
+    fail = False
+
+    def __init__(self, provider, model, request):
+        self.args = (provider, model, request)
+
+    @classmethod
+    def from_request(cls, provider, model, request):
+        cls.calls.append((provider, model))
+        if cls.fail:
+            raise RuntimeError("builder bug")
+        return cls(provider, model, request)
+
+    def build(self):
+        return StubPlan(self.args[2])
+
+
+class StubTracker:
+    def __init__(self):
+        self.observed = []
+
+    def observe(self, provider, model, request, usage, now=None):
+        self.observed.append((provider, model, request, usage))
+
+
+def test_prompt_assembly_and_tracker_see_the_request_sent(server, oai, monkeypatch):
+    monkeypatch.setattr(thrifty, "PromptBuilder", StubBuilder, raising=False)
+    StubBuilder.calls, StubBuilder.fail = [], False
+    tracker = StubTracker()
+    client = thrifty.wrap(oai, cache=thrifty.ExactCache(), tracker=tracker)
+    chat(client)
+    chat(client)
+    assert StubBuilder.calls == [("openai", "gpt-6-luna")]  # the hit was not assembled
+    assert server.bodies("chat")[0]["prompt_cache_key"] == "thrifty-test"
+    provider, model, request, usage = tracker.observed[0]
+    assert (provider, model) == ("openai", "gpt-6-luna") and len(tracker.observed) == 1
+    assert request["prompt_cache_key"] == "thrifty-test"
+    assert usage.input_tokens > 0
+    StubBuilder.fail = True
+    with pytest.warns(thrifty.DegradedWarning, match="builder bug"):
+        chat(client, "something new")
+    assert "prompt_cache_key" not in server.bodies("chat")[1]
+    assert client.thrifty_stats()["failures"]["prompt"] == 1
+    plain = thrifty.wrap(oai, assemble=False)
+    chat(plain, "unassembled")
+    assert "prompt_cache_key" not in server.bodies("chat")[2]

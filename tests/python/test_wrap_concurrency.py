@@ -8,10 +8,10 @@ import anthropic
 import openai
 import pytest
 from anthropic.types import Message, RawMessageStartEvent
-from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
+from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
 
 
 @pytest.fixture
@@ -70,7 +70,9 @@ def test_async_anthropic_and_errors(server):
 
         server.brain = brain
         with pytest.raises(anthropic.RateLimitError):
-            await client.messages.create(**{**kwargs, "messages": [{"role": "user", "content": "x"}]})
+            await client.messages.create(
+                **{**kwargs, "messages": [{"role": "user", "content": "x"}]}
+            )
         await raw.close()
 
     run(main())

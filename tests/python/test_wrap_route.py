@@ -8,10 +8,10 @@ import anthropic
 import openai
 import pytest
 from anthropic.types import Message
-from fake_llm_server import Answer, FakeLLMServer
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
+from fake_llm_server import Answer, FakeLLMServer
 
 TOOLS = [
     {
@@ -213,9 +213,7 @@ def test_untranslatable_requests_are_refused_clearly(server, clients):
     with pytest.raises(thrifty.InvalidArgumentError, match="messages\\[0\\].content\\[0\\]"):
         client.chat.completions.create(
             model="auto",
-            messages=[
-                {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
-            ],
+            messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
         )
     assert server.count() == 0
 

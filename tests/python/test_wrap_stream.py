@@ -7,10 +7,10 @@ import anthropic
 import openai
 import pytest
 from anthropic.types import RawMessageStartEvent, RawMessageStopEvent
-from fake_llm_server import Answer, FakeLLMServer
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
+from fake_llm_server import Answer, FakeLLMServer
 
 MESSAGES = [{"role": "user", "content": "Tell me a short story about a cat."}]
 
@@ -150,9 +150,17 @@ def test_anthropic_non_stream_entry_replays_as_events(server, ant):
     assert server.count() == 1
     assert [e.type for e in events][:2] == ["message_start", "content_block_start"]
     assert events[-2].delta.stop_reason == "tool_use"
-    text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    text = "".join(
+        e.delta.text
+        for e in events
+        if e.type == "content_block_delta" and e.delta.type == "text_delta"
+    )
     assert text == whole.content[0].text
-    arguments = [e.delta.partial_json for e in events if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
+    arguments = [
+        e.delta.partial_json
+        for e in events
+        if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+    ]
     assert json.loads("".join(arguments)) == {"a": 1}
     starts = [e.content_block for e in events if e.type == "content_block_start"]
     assert [b.type for b in starts] == ["text", "tool_use"] and starts[1].name == "f"

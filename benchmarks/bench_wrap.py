@@ -1,0 +1,226 @@
+"""thrifty.wrap overhead: a cache hit, and a miss (exact + semantic cache with HashingEmbedder),
+against calling the SDK directly, for openai.OpenAI and anthropic.Anthropic.
+
+Two transports, same SDK objects on both sides:
+- "http": the local fake server of the tests (tests/python/fake_llm_server.py) over 127.0.0.1;
+  the miss overhead is wrapped p50 - direct p50 (the HTTP round trip cancels out, its jitter
+  does not quite);
+- "inproc": an httpx.MockTransport answering with the same JSON in-process, so the SDK's own
+  work is the baseline and thrifty's overhead on a miss is measured without network noise.
+
+Targets (issue #7): hit <= 50 us p50; miss overhead <= 300 us p50 excluding the round trip.
+
+    .venv/bin/python benchmarks/bench_wrap.py [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+
+import anthropic
+import httpx
+import openai
+
+import thrifty
+from _bench_util import ROOT, print_table, write_json
+
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from fake_llm_server import FakeLLMServer  # noqa: E402
+
+SYSTEM = "You are a helpful assistant for an online bookshop. Answer in two sentences."
+
+
+def _median_us(fn, calls: int) -> float:
+    for _ in range(min(200, calls)):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def _chat_json(request: dict) -> dict:
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": request["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Sure, here it is. " * 8},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 60,
+            "completion_tokens": 40,
+            "total_tokens": 100,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    }
+
+
+def _message_json(request: dict) -> dict:
+    return {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": request["model"],
+        "content": [{"type": "text", "text": "Sure, here it is. " * 8}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 60,
+            "output_tokens": 40,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        },
+    }
+
+
+def _mock_transport() -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        payload = (
+            _message_json(body) if request.url.path.endswith("/messages") else _chat_json(body)
+        )
+        return httpx.Response(200, json=payload)
+
+    return httpx.MockTransport(handler)
+
+
+def _clients(transport: str, server: FakeLLMServer):
+    if transport == "http":
+        return (
+            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0),
+            anthropic.Anthropic(base_url=server.anthropic_url, api_key="k", max_retries=0),
+        )
+    mock = _mock_transport()
+    return (
+        openai.OpenAI(
+            base_url="http://mock/v1",
+            api_key="k",
+            max_retries=0,
+            http_client=httpx.Client(transport=mock),
+        ),
+        anthropic.Anthropic(
+            base_url="http://mock",
+            api_key="k",
+            max_retries=0,
+            http_client=httpx.Client(transport=mock),
+        ),
+    )
+
+
+def _call(sdk: str, client, question: str):
+    if sdk == "openai":
+        return client.chat.completions.create(
+            model="gpt-6-luna",
+            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+        )
+    return client.messages.create(
+        model="claude-haiku-5-5",
+        max_tokens=200,
+        system=SYSTEM,
+        messages=[{"role": "user", "content": question}],
+    )
+
+
+def _measure(sdk: str, raw, calls: int) -> dict:
+    """Medians for one SDK client: direct and wrapped misses interleaved (so drift hits both),
+    then exact and semantic hits."""
+    wrapped = thrifty.wrap(
+        raw,
+        cache=thrifty.ExactCache(),
+        semantic_cache=thrifty.SemanticCache(thrifty.HashingEmbedder(), threshold=0.8),
+    )
+    counter = itertools.count()
+    for _ in range(min(200, calls)):
+        _call(sdk, raw, f"warm-up {next(counter)}")
+        _call(sdk, wrapped, f"warm-up {next(counter)}")
+    direct, miss, diff = [], [], []
+    for _ in range(calls):
+        start = time.perf_counter()
+        _call(sdk, raw, f"question number {next(counter)}")
+        middle = time.perf_counter()
+        _call(sdk, wrapped, f"question number {next(counter)}")
+        end = time.perf_counter()
+        direct.append(middle - start)
+        miss.append(end - middle)
+        diff.append((end - middle) - (middle - start))
+    _call(sdk, wrapped, "Which books about gardening do you recommend for beginners?")
+    hit = _median_us(
+        lambda: _call(sdk, wrapped, "Which books about gardening do you recommend for beginners?"),
+        calls * 2,
+    )
+    paraphrase = "which books about gardening do you recommend for beginners"
+    semantic = _median_us(lambda: _call(sdk, wrapped, paraphrase), calls)
+    stats = wrapped.thrifty_stats()
+    assert stats["hits"]["exact"] >= calls * 2 and stats["hits"]["semantic"] >= calls, stats
+    return {
+        "direct_us": statistics.median(direct) * 1e6,
+        "wrapped_miss_us": statistics.median(miss) * 1e6,
+        "miss_overhead_us": statistics.median(diff) * 1e6,
+        "exact_hit_us": hit,
+        "semantic_hit_us": semantic,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    rows = []
+    results = {}
+    with FakeLLMServer(lambda api, request: "Sure, here it is. " * 8) as server:
+        for transport in ("inproc", "http"):
+            calls = args.calls if transport == "inproc" else max(200, args.calls // 4)
+            oai, ant = _clients(transport, server)
+            for sdk, raw in (("openai", oai), ("anthropic", ant)):
+                r = _measure(sdk, raw, calls)
+                name = f"{sdk} / {transport}"
+                r["direct_over_exact_hit"] = r["direct_us"] / r["exact_hit_us"]
+                results[name] = r
+                rows.append(
+                    (
+                        name,
+                        r["direct_us"],
+                        r["wrapped_miss_us"],
+                        r["miss_overhead_us"],
+                        r["exact_hit_us"],
+                        r["semantic_hit_us"],
+                        r["direct_over_exact_hit"],
+                    )
+                )
+    print_table(
+        "thrifty.wrap vs the SDK called directly (p50, microseconds per call; "
+        "exact + semantic cache on, HashingEmbedder)",
+        [
+            "sdk / transport",
+            "direct",
+            "wrapped miss",
+            "miss overhead",
+            "exact hit",
+            "semantic hit",
+            "direct/hit",
+        ],
+        rows,
+    )
+    print(
+        "targets: hit <= 50 us p50; miss overhead <= 300 us p50 excluding the round trip "
+        "(the inproc rows: no network; the http rows add the local server's jitter)"
+    )
+    write_json("bench_wrap", {"calls": args.calls, "results": results})
+
+
+if __name__ == "__main__":
+    main()
