@@ -51,6 +51,14 @@ from thrifty.calibration import (
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 from thrifty.ledger import Ledger
+from thrifty.router import (
+    Decision,
+    KnnPredictor,
+    LogisticPredictor,
+    PriorPredictor,
+    Router,
+    RouterCalibration,
+)
 from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
 
 __all__ = [
@@ -104,4 +112,10 @@ __all__ = [
     "last_call",
     "wrap",
     "Ledger",
+    "Decision",
+    "KnnPredictor",
+    "LogisticPredictor",
+    "PriorPredictor",
+    "Router",
+    "RouterCalibration",
 ]
