@@ -370,6 +370,7 @@ class _Ledger:
     def now(self) -> float: ...
     @property
     def bucket_seconds(self) -> float: ...
+
 # -- route (cpp/bindings/route.cc) ---------------------------------------------------------
 
 class Decision:
