@@ -757,9 +757,12 @@ class Engine:
             outcome.translated = True
         if self._prompt_builder is not None and call.target_api.name != "responses":
             try:
-                plan = self._prompt_builder.from_request(
-                    self._provider_of(model, key), model, plain(send)
-                ).build()
+                builder = self._prompt_builder.from_request(
+                    self._provider_of(model, key), model, plain(send), catalog=self.catalog
+                )
+                plan = builder.build(
+                    "messages" if call.target_api.name == "messages" else "chat.completions"
+                )
                 send = {**send, **plan.request}
             except Exception as e:
                 self._warn("prompt", "prompt assembly", e, outcome)

@@ -72,6 +72,31 @@ def _answer(api: str, response: Dict[str, Any]) -> Dict[str, Any]:
     return {"text": "".join(text), "tool_calls": calls}
 
 
+def _responses_as_chat(request: Dict[str, Any]) -> Dict[str, Any]:
+    """A Responses API request in the chat shape the trace format wants (``messages``)."""
+    out = {k: v for k, v in request.items() if k not in ("input", "instructions")}
+    messages: List[Dict[str, Any]] = []
+    if request.get("instructions"):
+        messages.append({"role": "system", "content": request["instructions"]})
+    value = request.get("input")
+    if isinstance(value, str):
+        messages.append({"role": "user", "content": value})
+    else:
+        for item in value or []:
+            if isinstance(item, dict) and item.get("role") in (
+                "system",
+                "developer",
+                "user",
+                "assistant",
+            ):
+                content = item.get("content")
+                if isinstance(content, list):
+                    content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                messages.append({"role": item["role"], "content": content})
+    out["messages"] = messages
+    return out
+
+
 def trace_line(call: Any, head: str, provider_response: Any = None) -> str:
     """`provider_response`: the provider's response dict on a miss (None on a cache hit, when
     `head`, the stored response in the caller's shape, is written instead)."""
@@ -88,6 +113,8 @@ def trace_line(call: Any, head: str, provider_response: Any = None) -> str:
         api = call.target_api.name
     request = _scrub(request)
     request.pop("stream_options", None)
+    if api == "responses":
+        request = _responses_as_chat(request)
     request["model"] = outcome.model or request.get("model")
     answer = _answer(api, response)
     line = {

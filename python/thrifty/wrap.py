@@ -13,6 +13,7 @@ is the wrapped client's own. See docs/wrap.md.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
@@ -275,6 +276,15 @@ class WrappedClient:
     @property
     def clients(self) -> Dict[str, Any]:
         return dict(self._thrifty_engine.clients)
+
+    def with_options(self, **options: Any) -> WrappedClient:
+        """The SDK's ``with_options`` (timeouts, retries, headers...), still wrapped: the copy
+        shares this client's caches, router, totals and trace file."""
+        engine = copy.copy(self._thrifty_engine)
+        engine.clients = {k: c.with_options(**options) for k, c in engine.clients.items()}
+        return WrappedClient(engine, next(iter(engine.clients.values())))
+
+    copy = with_options
 
     def thrifty_stats(self) -> Dict[str, Any]:
         """Totals of every call through this client: calls, hits (exact, semantic), misses,

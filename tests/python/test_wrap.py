@@ -82,6 +82,12 @@ def test_attributes_pass_through(oai, ant):
     assert client.chat.completions.with_raw_response is not None
     assert client.unwrapped is oai
     assert thrifty.wrap(ant).messages.count_tokens == ant.messages.count_tokens
+    cached = thrifty.wrap(oai, cache=thrifty.ExactCache())
+    tuned = cached.with_options(timeout=5.0, max_retries=1)
+    assert isinstance(tuned, thrifty.WrappedClient) and tuned.unwrapped.max_retries == 1
+    chat(cached)
+    chat(tuned)  # the copy shares the cache and the totals
+    assert tuned.thrifty_stats()["hits"]["exact"] == 1 == cached.thrifty_stats()["hits"]["exact"]
     with pytest.raises(TypeError, match="already wrapped"):
         thrifty.wrap(client)
     with pytest.raises(TypeError, match="expected an openai.OpenAI"):
@@ -295,6 +301,17 @@ def test_record_writes_traces_without_keys(server, oai, ant, tmp_path):
     assert lines[1]["thrifty"]["cache"] == "exact"
     assert lines[2]["response"]["provider"] == "anthropic"
     assert lines[2]["response"]["usage"]["input_tokens"] > 0
+    client.responses.create(model="gpt-6-luna", input="Hello", instructions="Be kind.")
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["request"]["messages"] == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hello"},
+    ]
+    try:  # the replay branch's reader, when it is installed, accepts every line
+        from thrifty.trace import read_trace
+    except ImportError:
+        return
+    assert len(list(read_trace(path))) == 4
 
 
 def test_agent_run_reserves_and_settles(server, oai):
@@ -386,13 +403,14 @@ class StubBuilder:
         self.args = (provider, model, request)
 
     @classmethod
-    def from_request(cls, provider, model, request):
+    def from_request(cls, provider, model, request, catalog=None):
         cls.calls.append((provider, model))
         if cls.fail:
             raise RuntimeError("builder bug")
         return cls(provider, model, request)
 
-    def build(self):
+    def build(self, api=None):
+        assert api == "chat.completions"
         return StubPlan(self.args[2])
 
 

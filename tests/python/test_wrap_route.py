@@ -249,3 +249,42 @@ def test_mixed_sync_and_async_clients_are_refused(clients, server):
                 "anthropic": anthropic.AsyncAnthropic(base_url=server.anthropic_url, api_key="k"),
             }
         )
+
+
+def _served_catalog():
+    """The default catalog's OpenAI and Anthropic models: what the two wrapped clients serve."""
+    default = thrifty.Catalog.default()
+    models = [
+        m for m in default.models() if m.provider in ("openai", "anthropic") and not m.deprecated
+    ]
+    return thrifty.Catalog(models, policy=default.policy)
+
+
+def test_with_the_real_router(server, clients):
+    catalog = _served_catalog()
+    router = thrifty.Router(catalog, predictor="prior")
+    client = thrifty.wrap(clients, policy=catalog, router=router, cache=thrifty.ExactCache())
+    messages = [{"role": "user", "content": "Say hello to the team in one line."}]
+    response = client.chat.completions.create(model="auto", messages=messages)
+    assert isinstance(response, ChatCompletion)
+    outcome = thrifty.last_call()
+    assert outcome.decision is not None and outcome.model == outcome.decision.model
+    assert outcome.model in catalog and outcome.route_reason
+    assert server.count() == 1
+    # Loose bar: a cheap model; strict bar: a pricier one (never cheaper).
+    cheap = client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "hi"}],
+        thrifty={"quality_threshold": 0.5},
+    )
+    cheap_model = thrifty.last_call().model
+    strict = client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "hi"}],
+        thrifty={"quality_threshold": 0.94, "cache": "no-cache"},
+    )
+    strict_model = thrifty.last_call().model
+    assert isinstance(cheap, ChatCompletion) and isinstance(strict, ChatCompletion)
+    spec = catalog.get
+    assert spec(cheap_model).input_per_mtok <= spec(strict_model).input_per_mtok
+    assert client.thrifty_stats()["routed"] == 3
