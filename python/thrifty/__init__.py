@@ -21,6 +21,7 @@ from thrifty._core import (
     NotFoundError,
     OutOfRangeError,
     PermissionDeniedError,
+    ProviderCacheRules,
     ResourceExhaustedError,
     SemanticCache,
     StepLimitExceeded,
@@ -50,6 +51,15 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.prompt import (
+    Breakpoint,
+    CacheObservation,
+    CachePrediction,
+    LintWarning,
+    Plan,
+    PrefixTracker,
+    PromptBuilder,
+)
 
 __all__ = [
     "AgentBudget",
@@ -96,4 +106,12 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "Breakpoint",
+    "CacheObservation",
+    "CachePrediction",
+    "LintWarning",
+    "Plan",
+    "PrefixTracker",
+    "PromptBuilder",
+    "ProviderCacheRules",
 ]
