@@ -14,8 +14,10 @@ Two assemblies of the same application inputs:
 Each request's cached and written tokens come from a reference model of the providers' rules
 (`RulesReference` below: exact block-by-block prefix comparison, written independently of the
 C++ tracker, using the policy's provider rules and thrifty.estimate_tokens as the tokenizer),
-and are priced with Catalog.cost. "limit" is the best any assembly could do: every token
-already sent earlier in the run read from cache, nothing written.
+and are priced with Catalog.cost. "limit" is the best any assembly could do on this workload:
+every token already sent earlier in the run (as a prefix, after the time is moved out of the
+static part) read from cache, nothing ever written -- the provider's discount applied to the
+whole reusable part.
 
 The PrefixTracker sees thrifty's requests in order (predict, then observe with the
 reference's usage) and its predicted cached tokens are compared with the reference's.
@@ -115,8 +117,8 @@ def make_static(rng: random.Random) -> Tuple[List[dict], str, List[str]]:
                 },
             }
         )
-    system = "You are Acme's support agent. Follow the policies below.\n" + text(rng, 1500)
-    documents = [f"Document {d}: " + text(rng, 600) for d in range(7)]
+    system = "You are Acme's support agent. Follow the policies below.\n" + text(rng, 1100)
+    documents = [f"Document {d}: " + text(rng, 430) for d in range(7)]
     return tools, system, documents
 
 
@@ -396,7 +398,7 @@ def run(provider: str, catalog) -> Dict[str, Any]:
         cost = uncached = ideal = 0.0
         prompt_tokens = cached_tokens = ideal_tokens = 0
         pred_sum = ref_sum = abs_err = 0
-        first_session_cost = first_session_uncached = 0.0
+        first_session_cost = first_session_uncached = first_session_limit = 0.0
         for s_index, session in enumerate(work):
             for turn in session["turns"]:
                 if assembly == "naive":
@@ -423,6 +425,7 @@ def run(provider: str, catalog) -> Dict[str, Any]:
                 if s_index == 0:
                     first_session_cost += c
                     first_session_uncached += u
+                    first_session_limit += lim
                 prompt_tokens += usage.prompt_tokens
                 cached_tokens += usage.cached_input_tokens
                 ideal_tokens += best
@@ -432,6 +435,7 @@ def run(provider: str, catalog) -> Dict[str, Any]:
             "limit_cost_usd": ideal,
             "first_session_cost_usd": first_session_cost,
             "first_session_uncached_usd": first_session_uncached,
+            "first_session_limit_usd": first_session_limit,
             "prompt_tokens": prompt_tokens,
             "cached_fraction": cached_tokens / prompt_tokens,
             "limit_cached_fraction": ideal_tokens / prompt_tokens,
@@ -471,25 +475,25 @@ def main() -> None:
                     1 - a["input_cost_usd"] / naive["input_cost_usd"],
                     1 - a["first_session_cost_usd"] / naive["first_session_cost_usd"],
                     a["cached_fraction"],
-                    a["limit_cached_fraction"],
-                    1 - a["limit_cost_usd"] / naive["input_cost_usd"],
                 )
             )
+        rows.append(
+            (
+                f"{r['provider']} {r['model']} limit",
+                thr["limit_cost_usd"],
+                1 - thr["limit_cost_usd"] / naive["input_cost_usd"],
+                1 - thr["first_session_limit_usd"] / naive["first_session_cost_usd"],
+                thr["limit_cached_fraction"],
+            )
+        )
     print(
         f"workload: {2 * SESSIONS_PER_KIND} sessions (agent + RAG) x {TURNS} turns, "
-        f"static prefix ~{static_tokens} tokens (seed {SEED})"
+        f"static prefix ~{static_tokens} tokens (seed {SEED}); 'limit' = every reusable token "
+        "read at the cached price, nothing written"
     )
     print_table(
         "input cost by assembly (reference provider rules, Catalog.cost prices)",
-        [
-            "assembly",
-            "input $",
-            "reduction",
-            "1st session",
-            "cached",
-            "limit cached",
-            "limit reduction",
-        ],
+        ["assembly", "input $", "reduction", "1st session", "cached"],
         rows,
     )
     print_table(

@@ -39,6 +39,12 @@ class Builder {
     size_t pos = 0;
     do {
       size_t end = std::min(body.size(), pos + kChunkBytes);
+      if (end < body.size()) {
+        // Cut before a space or newline in the second half of the chunk when there is one,
+        // as BPE pre-tokenizers split, so the chunks' estimates add up to the text's.
+        const size_t space = body.find_last_of(" \n", end);
+        if (space != std::string_view::npos && space > pos + kChunkBytes / 2) end = space;
+      }
       // Never cut inside a UTF-8 sequence, so a chunk's token estimate is well defined.
       while (end < body.size() && end > pos + 1 &&
              (static_cast<unsigned char>(body[end]) & 0xC0) == 0x80) {

@@ -4,7 +4,8 @@
 // Responses `instructions`), then messages (or Responses `input` items). Each tool, system
 // block, message content block and tool call is one *block* -- the unit Anthropic's 20-block
 // lookback counts. Each block's bytes (the text of a text block, canonical JSON of anything
-// else, cache_control left out) are cut into *chunks* of at most kChunkBytes, and every chunk
+// else, cache_control left out) are cut into *chunks* of at most kChunkBytes (before a space
+// where one falls in the chunk's second half, so chunk estimates add up), and every chunk
 // end carries a chained XXH3-64 hash of everything before it, seeded with the cache
 // namespace. Two requests share a prefix up to a chunk iff the chunk hashes are equal.
 //
