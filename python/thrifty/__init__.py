@@ -60,6 +60,14 @@ from thrifty.prompt import (
     PrefixTracker,
     PromptBuilder,
 )
+from thrifty.router import (
+    Decision,
+    KnnPredictor,
+    LogisticPredictor,
+    PriorPredictor,
+    Router,
+    RouterCalibration,
+)
 
 __all__ = [
     "AgentBudget",
@@ -114,4 +122,10 @@ __all__ = [
     "PrefixTracker",
     "PromptBuilder",
     "ProviderCacheRules",
+    "Decision",
+    "KnnPredictor",
+    "LogisticPredictor",
+    "PriorPredictor",
+    "Router",
+    "RouterCalibration",
 ]
