@@ -21,6 +21,7 @@ from thrifty._core import (
     NotFoundError,
     OutOfRangeError,
     PermissionDeniedError,
+    ProviderCacheRules,
     ResourceExhaustedError,
     SemanticCache,
     StepLimitExceeded,
@@ -51,6 +52,15 @@ from thrifty.calibration import (
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 from thrifty.ledger import Ledger
+from thrifty.prompt import (
+    Breakpoint,
+    CacheObservation,
+    CachePrediction,
+    LintWarning,
+    Plan,
+    PrefixTracker,
+    PromptBuilder,
+)
 from thrifty.router import (
     Decision,
     KnnPredictor,
@@ -112,6 +122,14 @@ __all__ = [
     "last_call",
     "wrap",
     "Ledger",
+    "Breakpoint",
+    "CacheObservation",
+    "CachePrediction",
+    "LintWarning",
+    "Plan",
+    "PrefixTracker",
+    "PromptBuilder",
+    "ProviderCacheRules",
     "Decision",
     "KnnPredictor",
     "LogisticPredictor",
