@@ -198,10 +198,10 @@ def _clients(transport: str, server: FakeLLMServer):
     )
 
 
-def _call(sdk: str, client, question: str):
+def _call(sdk: str, client, question: str, model: str = "gpt-6-luna"):
     if sdk == "openai":
         return client.chat.completions.create(
-            model="gpt-6-luna",
+            model=model,
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
         )
     return client.messages.create(
@@ -212,37 +212,58 @@ def _call(sdk: str, client, question: str):
     )
 
 
-def _measure(sdk: str, raw, calls: int) -> dict:
+def _full_pipeline(raw):
+    """model="auto" with everything on: caches, Router (priors), PromptBuilder, PrefixTracker,
+    over the default catalog's OpenAI models. None when the router / prompt modules are absent."""
+    if not hasattr(thrifty, "Router") or not hasattr(thrifty, "PrefixTracker"):
+        return None
+    default = thrifty.Catalog.default()
+    catalog = thrifty.Catalog(
+        [m for m in default.models() if m.provider == "openai" and not m.deprecated],
+        policy=default.policy,
+    )
+    tracker = thrifty.PrefixTracker(catalog)
+    return thrifty.wrap(
+        raw,
+        policy=catalog,
+        cache=thrifty.ExactCache(),
+        semantic_cache=thrifty.SemanticCache(thrifty.HashingEmbedder()),
+        router=thrifty.Router(catalog, predictor="prior", tracker=tracker),
+        tracker=tracker,
+    )
+
+
+def _measure(sdk: str, raw, calls: int, wrapped=None) -> dict:
     """Medians for one SDK client: direct and wrapped misses interleaved (so drift hits both),
     then exact and semantic hits."""
-    wrapped = thrifty.wrap(
+    auto = wrapped is not None
+    wrapped = wrapped or thrifty.wrap(
         raw,
         cache=thrifty.ExactCache(),
         semantic_cache=thrifty.SemanticCache(thrifty.HashingEmbedder()),
     )
+    model = "auto" if auto else "gpt-6-luna"
     questions = _questions()
     for _ in range(min(200, calls)):
         _call(sdk, raw, next(questions))
-        _call(sdk, wrapped, next(questions))
+        _call(sdk, wrapped, next(questions), model)
     before = wrapped.thrifty_stats()["misses"]
     direct, miss, diff = [], [], []
     for _ in range(calls):
         start = time.perf_counter()
         _call(sdk, raw, next(questions))
         middle = time.perf_counter()
-        _call(sdk, wrapped, next(questions))
+        _call(sdk, wrapped, next(questions), model)
         end = time.perf_counter()
         direct.append(middle - start)
         miss.append(end - middle)
         diff.append((end - middle) - (middle - start))
     misses = wrapped.thrifty_stats()["misses"] - before
-    _call(sdk, wrapped, "Which books about gardening do you recommend for beginners?")
-    hit = _median_us(
-        lambda: _call(sdk, wrapped, "Which books about gardening do you recommend for beginners?"),
-        calls * 2,
-    )
+    question = "Which books about gardening do you recommend for beginners?"
+    _call(sdk, wrapped, question, model)
+    hit = _median_us(lambda: _call(sdk, wrapped, question, model), calls * 2)
     paraphrase = "which books about gardening do you recommend for beginners"
-    semantic = _median_us(lambda: _call(sdk, wrapped, paraphrase), calls)
+    semantic = _median_us(lambda: _call(sdk, wrapped, paraphrase, model), calls)
     stats = wrapped.thrifty_stats()
     assert stats["hits"]["exact"] >= calls * 2 and stats["hits"]["semantic"] >= calls, stats
     assert misses >= calls * 0.99, f"only {misses} of {calls} measured calls were misses"
@@ -265,9 +286,13 @@ def main() -> None:
         for transport in ("inproc", "http"):
             calls = args.calls if transport == "inproc" else max(200, args.calls // 4)
             oai, ant = _clients(transport, server)
-            for sdk, raw in (("openai", oai), ("anthropic", ant)):
-                r = _measure(sdk, raw, calls)
-                name = f"{sdk} / {transport}"
+            runs = [("openai", oai, None, ""), ("anthropic", ant, None, "")]
+            full = _full_pipeline(oai) if transport == "inproc" else None
+            if full is not None:
+                runs.append(("openai", oai, full, ', model="auto" + router + prompt + tracker'))
+            for sdk, raw, wrapped, label in runs:
+                r = _measure(sdk, raw, calls, wrapped)
+                name = f"{sdk} / {transport}{label}"
                 r["direct_over_exact_hit"] = r["direct_us"] / r["exact_hit_us"]
                 results[name] = r
                 rows.append(

@@ -288,3 +288,45 @@ def test_with_the_real_router(server, clients):
     spec = catalog.get
     assert spec(cheap_model).input_per_mtok <= spec(strict_model).input_per_mtok
     assert client.thrifty_stats()["routed"] == 3
+
+
+def test_with_the_real_prompt_builder_and_prefix_tracker(server, clients):
+    catalog = _served_catalog()
+    tracker = thrifty.PrefixTracker(catalog)
+    router = thrifty.Router(catalog, predictor="prior", tracker=tracker)
+    client = thrifty.wrap(clients, policy=catalog, router=router, tracker=tracker)
+    system = "You are the support bot of a bookshop. " + " ".join(
+        f"Policy {i}: books may be returned within {i + 10} days with a receipt." for i in range(300)
+    )
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": name, "parameters": {"type": "object", "properties": {}}},
+        }
+        for name in ("zeta_lookup", "alpha_lookup")
+    ]
+    for question in ("Can I return a book?", "Do you ship abroad?"):
+        response = client.messages.create(
+            model="claude-haiku-5-5",
+            max_tokens=100,
+            system=system,
+            messages=[{"role": "user", "content": question}],
+            tools=[
+                {"name": t["function"]["name"], "input_schema": t["function"]["parameters"]}
+                for t in tools
+            ],
+        )
+        assert response.content[0].text.startswith("You said")
+    sent = server.bodies("messages")
+    # Assembled for Anthropic's prompt cache: tools in canonical order, a breakpoint placed.
+    assert [t["name"] for t in sent[0]["tools"]] == ["alpha_lookup", "zeta_lookup"]
+    assert "cache_control" in json.dumps(sent[0])
+    # The tracker saw both prompts: the second shares the long static prefix of the first.
+    assert len(tracker) > 0
+    prediction = tracker.predict("anthropic", "claude-haiku-5-5", sent[1])
+    assert prediction.cached_tokens > 1000
+    response = client.chat.completions.create(
+        model="gpt-6-luna",
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "Hi"}],
+    )
+    assert "prompt_cache_key" in server.bodies("chat")[0]
