@@ -296,7 +296,8 @@ def test_with_the_real_prompt_builder_and_prefix_tracker(server, clients):
     router = thrifty.Router(catalog, predictor="prior", tracker=tracker)
     client = thrifty.wrap(clients, policy=catalog, router=router, tracker=tracker)
     system = "You are the support bot of a bookshop. " + " ".join(
-        f"Policy {i}: books may be returned within {i + 10} days with a receipt." for i in range(300)
+        f"Policy {i}: books may be returned within {i + 10} days with a receipt."
+        for i in range(300)
     )
     tools = [
         {
