@@ -755,7 +755,11 @@ class Engine:
             send.pop("stream", None)  # sent whole, replayed as a stream in the caller's shape
             call.target_api = APIS["messages" if kind == "anthropic" else "chat"]
             outcome.translated = True
-        if self._prompt_builder is not None and call.target_api.name != "responses":
+        if (
+            self._prompt_builder is not None
+            and call.target_api.name != "responses"
+            and self.catalog.find(model) is not None  # no prompt-cache rules for unknown models
+        ):
             try:
                 builder = self._prompt_builder.from_request(
                     self._provider_of(model, key), model, plain(send), catalog=self.catalog
