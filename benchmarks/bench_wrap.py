@@ -1,7 +1,9 @@
 """thrifty.wrap overhead: a cache hit, and a miss (exact + semantic cache with HashingEmbedder),
 against calling the SDK directly, for openai.OpenAI and anthropic.Anthropic.
 
-Two transports, same SDK objects on both sides:
+Three transports, same SDK objects on both sides:
+- "stub": the SDK's create() replaced by a function returning a ready response object: the
+  difference is exactly thrifty's own work on a miss (the cleanest "excluding the round trip");
 - "http": the local fake server of the tests (tests/python/fake_llm_server.py) over 127.0.0.1;
   the miss overhead is wrapped p50 - direct p50 (the HTTP round trip cancels out, its jitter
   does not quite);
@@ -180,6 +182,19 @@ def _clients(transport: str, server: FakeLLMServer):
             openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0),
             anthropic.Anthropic(base_url=server.anthropic_url, api_key="k", max_retries=0),
         )
+    if transport == "stub":
+        # No HTTP and no SDK request building: create() returns a ready response object, so
+        # "wrapped - direct" is thrifty's own work on a miss and nothing else.
+        from anthropic.types import Message
+        from openai.types.chat import ChatCompletion
+
+        oai = openai.OpenAI(base_url="http://stub/v1", api_key="k")
+        ant = anthropic.Anthropic(base_url="http://stub", api_key="k")
+        completion = ChatCompletion.model_validate(_chat_json({"model": "gpt-6-luna"}))
+        message = Message.model_validate(_message_json({"model": "claude-haiku-5-5"}))
+        oai.chat.completions.create = lambda **kwargs: completion
+        ant.messages.create = lambda **kwargs: message
+        return oai, ant
     mock = _mock_transport()
     httpx = _httpx()
     return (
@@ -283,11 +298,11 @@ def main() -> None:
     rows = []
     results = {}
     with FakeLLMServer(lambda api, request: "Sure, here it is. " * 8) as server:
-        for transport in ("inproc", "http"):
+        for transport in ("stub", "inproc", "http"):
             calls = args.calls if transport == "inproc" else max(200, args.calls // 4)
             oai, ant = _clients(transport, server)
             runs = [("openai", oai, None, ""), ("anthropic", ant, None, "")]
-            full = _full_pipeline(oai) if transport == "inproc" else None
+            full = _full_pipeline(oai) if transport in ("stub", "inproc") else None
             if full is not None:
                 runs.append(("openai", oai, full, ', model="auto" + router + prompt + tracker'))
             for sdk, raw, wrapped, label in runs:
@@ -322,7 +337,8 @@ def main() -> None:
     )
     print(
         "targets: hit <= 50 us p50; miss overhead <= 300 us p50 excluding the round trip "
-        "(the inproc rows: no network; the http rows add the local server's jitter)"
+        "(stub rows: thrifty's work alone; inproc: + the SDK's request building; http: + the "
+        "local server's jitter)"
     )
     write_json("bench_wrap", {"calls": args.calls, "results": results})
 

@@ -231,6 +231,13 @@ class _Api:
             from openai._models import construct_type
         return construct_type(type_=model, value=value)
 
+    def usage_of(self, obj: Any) -> Usage:
+        """Usage of an SDK response object (the parsers read SDK objects too)."""
+        usage = getattr(obj, "usage", None)
+        if usage is None:
+            return Usage()
+        return Usage.from_anthropic(usage) if self.kind == "anthropic" else Usage.from_openai(usage)
+
     def usage(self, response: Dict[str, Any]) -> Usage:
         usage = response.get("usage") or {}
         return Usage.from_anthropic(usage) if self.kind == "anthropic" else Usage.from_openai(usage)
@@ -903,6 +910,11 @@ class Engine:
             if self.is_async:
                 return _stream.AsyncPassthroughStream(raw, collector)
             return _stream.PassthroughStream(raw, collector)
+        if not call.outcome.translated:
+            # The SDK's own object, serialized once (pydantic-core): no dict round trip.
+            head = raw.model_dump_json(by_alias=True, exclude_unset=True)
+            self._complete(call, None, head=head, raw=raw)
+            return raw
         response = _dump(raw)
         if call.outcome.translated:
             if call.api.kind == "openai":
@@ -941,16 +953,24 @@ class Engine:
         response: Dict[str, Any],
         caller_dict: Optional[Dict[str, Any]] = None,
         stream_lines: Optional[List[str]] = None,
+        head: Optional[str] = None,
+        raw: Any = None,
     ) -> str:
-        """Accounting and storage of a complete response; returns the stored JSON head."""
+        """Accounting and storage of a complete response (a dict, or else the SDK object `raw`
+        already serialized as `head`); returns the stored JSON head."""
         outcome = call.outcome
         target = call.target_api
-        usage = target.usage(response)
+        if response is not None:
+            usage = target.usage(response)
+            served = response.get("model")
+        else:
+            usage = target.usage_of(raw)
+            served = getattr(raw, "model", None)
         outcome.usage = usage
         model = outcome.model
         priced = self._cost(model, usage, outcome)
-        if priced is None and response.get("model"):
-            priced = self._cost(response["model"], usage, None)
+        if priced is None and served:
+            priced = self._cost(served, usage, None)
         cost = priced or 0.0
         outcome.cost_usd = cost
         savings: Dict[str, float] = {}
@@ -977,9 +997,10 @@ class Engine:
             except NotFoundError:
                 run.cancel(reservation)
         call.reservations = []
-        head = json.dumps(
-            caller_dict if caller_dict is not None else response, separators=(",", ":")
-        )
+        if head is None:
+            head = json.dumps(
+                caller_dict if caller_dict is not None else response, separators=(",", ":")
+            )
         if call.opts.write and outcome.cache != "off":
             value = head if not stream_lines else head + "\n" + "\n".join(stream_lines)
             self._store(call, value, cost, model)
@@ -1059,6 +1080,8 @@ class Engine:
                 self._warn("ledger", "the ledger", e, outcome)
         if self._record_file is not None:
             try:
+                if response is None and outcome.cache not in ("exact", "semantic"):
+                    response = json.loads(head)  # a miss served as the SDK object
                 self._write_trace(call, head, response)
             except Exception as e:
                 self._warn("record", "writing the trace", e, outcome)
