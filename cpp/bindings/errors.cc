@@ -98,8 +98,9 @@ void RegisterErrors(py::module_& m) {
                             "An agent run's limit refused a call before it was sent.");
   c.step_limit = MakeClass(m, "StepLimitExceeded", {c.agent_limit},
                            "The run reached max_steps or max_tool_calls.");
-  c.budget_exceeded = MakeClass(m, "BudgetExceededError", {c.agent_limit},
-                                "The call could break max_cost_usd, a token limit or a hard Ledger budget.");
+  c.budget_exceeded =
+      MakeClass(m, "BudgetExceededError", {c.agent_limit},
+                "The call could break max_cost_usd, a token limit or a hard Ledger budget.");
   c.loop_detected = MakeClass(m, "LoopDetectedError", {c.agent_limit},
                               "The agent repeats itself; .stopped tells whether the run ended.");
   c.deadline_exceeded = MakeClass(m, "DeadlineExceededError", {c.agent_limit, PyExc_TimeoutError},

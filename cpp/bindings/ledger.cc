@@ -2,6 +2,8 @@
 // defaults). Hot calls release the GIL; Python callbacks (clock, alerts, record hooks) take it
 // back, and are held through a shared_ptr whose deleter takes the GIL, so the core may copy
 // them freely on threads that do not hold it.
+#include "thrifty/cost/ledger.h"
+
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -16,7 +18,6 @@
 #include "json_convert.h"
 #include "register.h"
 #include "thrifty/catalog/catalog.h"
-#include "thrifty/cost/ledger.h"
 
 namespace py = pybind11;
 
@@ -87,7 +88,8 @@ struct Strings {
 
 std::string TagString(py::handle v, const std::string& where) {
   if (py::isinstance<py::str>(v)) return v.cast<std::string>();
-  if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v) ||
+      py::isinstance<py::float_>(v)) {
     return py::str(v).cast<std::string>();
   }
   throw py::type_error(where + ": a tag value must be str, int, float or bool, got " +
@@ -194,8 +196,8 @@ void RegisterLedger(py::module_& m) {
           "record",
           [](PyLedger& self, const std::string& model, const py::object& usage,
              const py::object& tags, std::optional<double> cost_usd,
-             std::optional<double> latency_s, const py::object& cache,
-             const py::object& savings, std::optional<double> ts, uint64_t reservation) {
+             std::optional<double> latency_s, const py::object& cache, const py::object& savings,
+             std::optional<double> ts, uint64_t reservation) {
             cost::CallRecord call;
             call.model = model;
             call.usage = UsageArg(self.catalog.get(), model, usage);
@@ -219,8 +221,8 @@ void RegisterLedger(py::module_& m) {
             call.latency_s = latency_s;
             if (!cache.is_none()) {
               if (py::isinstance<py::bool_>(cache)) {
-                call.cache = cache.cast<bool>() ? cost::CacheOutcome::kExactHit
-                                                : cost::CacheOutcome::kMiss;
+                call.cache =
+                    cache.cast<bool>() ? cost::CacheOutcome::kExactHit : cost::CacheOutcome::kMiss;
               } else {
                 call.cache = ValueOrThrow(cost::ParseCacheOutcome(cache.cast<std::string>()));
               }
@@ -338,8 +340,8 @@ void RegisterLedger(py::module_& m) {
             spec.on_alert = AlertCallbackFromPy(on_alert, "on_alert");
             return ValueOrThrow(self.ledger->AddDriftAlert(std::move(spec)));
           },
-          py::arg("window_seconds") = 3600.0, py::arg("points") = 10.0,
-          py::arg("min_calls") = 50, py::arg("on_alert") = py::none())
+          py::arg("window_seconds") = 3600.0, py::arg("points") = 10.0, py::arg("min_calls") = 50,
+          py::arg("on_alert") = py::none())
       .def("alerts",
            [](PyLedger& self) {
              py::list out;

@@ -189,8 +189,8 @@ TEST(LedgerTest, SixteenThreadsGiveExactTotals) {
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kCalls; ++i) {
       const Usage u{10 + i % 7, 3, 0, 2, 5, 1};
-      expected_nano += std::llround(
-          CostUsd(**catalog->Get((i % 2 == 0) ? "small" : "big"), u) * 1e9);
+      expected_nano +=
+          std::llround(CostUsd(**catalog->Get((i % 2 == 0) ? "small" : "big"), u) * 1e9);
       expected_input += u.input_tokens;
     }
   }
@@ -275,7 +275,8 @@ TEST(LedgerTest, TimeBucketsAreBounded) {
   o.anomaly.baseline_buckets = 3;
   o.anomaly.min_history = 2;
   auto ledger = MakeLedger(o);
-  for (int h = 0; h < 20; ++h) ASSERT_TRUE(ledger->Record(Call("small", {}, 0.01, h * 3600.0)).ok());
+  for (int h = 0; h < 20; ++h)
+    ASSERT_TRUE(ledger->Record(Call("small", {}, 0.01, h * 3600.0)).ok());
   ASSERT_TRUE(ledger->Record(Call("small", {}, 0.01, 0.0)).ok());  // far too old for buckets
   const nlohmann::json s = ledger->Snapshot();
   EXPECT_EQ(s["by_time"].size(), 5u);
@@ -463,8 +464,10 @@ TEST(LedgerAlertTest, DriftWhenAModelShareMoves) {
   d.on_alert = [&](const Alert& a) { alerts.push_back(a); };
   ASSERT_TRUE(ledger->AddDriftAlert(d).ok());
   auto window = [&](int w, int small, int big) {
-    for (int i = 0; i < small; ++i) ASSERT_TRUE(ledger->Record(Call("small", {}, 0.01, w * 3600.0 + i)).ok());
-    for (int i = 0; i < big; ++i) ASSERT_TRUE(ledger->Record(Call("big", {}, 0.01, w * 3600.0 + 100 + i)).ok());
+    for (int i = 0; i < small; ++i)
+      ASSERT_TRUE(ledger->Record(Call("small", {}, 0.01, w * 3600.0 + i)).ok());
+    for (int i = 0; i < big; ++i)
+      ASSERT_TRUE(ledger->Record(Call("big", {}, 0.01, w * 3600.0 + 100 + i)).ok());
   };
   window(0, 80, 20);
   window(1, 75, 25);  // closes window 0
@@ -575,7 +578,8 @@ TEST(LedgerExportTest, PrometheusTextParses) {
     }
   }
   EXPECT_GT(samples, 10);
-  EXPECT_THAT(text, HasSubstr(R"(thrifty_llm_tag_cost_usd_total{tag="customer",value="a\"b\\c\nd"} 0.25)"));
+  EXPECT_THAT(
+      text, HasSubstr(R"(thrifty_llm_tag_cost_usd_total{tag="customer",value="a\"b\\c\nd"} 0.25)"));
   EXPECT_THAT(text, HasSubstr(R"(thrifty_llm_savings_usd_total{lever="exact_cache"} 0.5)"));
   EXPECT_THAT(text, HasSubstr("thrifty_llm_latency_seconds_count{model=\"small\"} 1"));
   EXPECT_THAT(text, HasSubstr(R"(thrifty_llm_budget_limit_usd{tag="*",value="",period="day"} 10)"));

@@ -12,9 +12,9 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "ledger_state.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/cost/pricing.h"
-#include "ledger_state.h"
 
 namespace thrifty::cost {
 namespace {
@@ -87,8 +87,8 @@ absl::StatusOr<CacheOutcome> ParseCacheOutcome(std::string_view name) {
   if (name == "miss") return CacheOutcome::kMiss;
   if (name == "exact") return CacheOutcome::kExactHit;
   if (name == "semantic") return CacheOutcome::kSemanticHit;
-  return absl::InvalidArgumentError(StrCat("cache: unknown outcome '", name,
-                                           "' (accepted: None, 'miss', 'exact', 'semantic')"));
+  return absl::InvalidArgumentError(
+      StrCat("cache: unknown outcome '", name, "' (accepted: None, 'miss', 'exact', 'semantic')"));
 }
 
 void Aggregate::Merge(const Aggregate& other) {
@@ -122,8 +122,8 @@ double Period::Start(int64_t index) const {
     case Kind::kMonth: {
       const int64_t year = index >= 0 ? index / 12 : (index - 11) / 12;
       const int month = static_cast<int>(index - year * 12) + 1;
-      return static_cast<double>(absl::ToUnixSeconds(
-          absl::FromCivil(absl::CivilMonth(year, month), absl::UTCTimeZone())));
+      return static_cast<double>(
+          absl::ToUnixSeconds(absl::FromCivil(absl::CivilMonth(year, month), absl::UTCTimeZone())));
     }
     case Kind::kSeconds:
       return static_cast<double>(index) * seconds;
@@ -172,8 +172,8 @@ absl::StatusOr<Period> ParsePeriod(std::string_view text) {
   char* end = nullptr;
   const double seconds = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size()) {
-    return absl::InvalidArgumentError(StrCat(
-        "period: unknown period '", text, "' (accepted: 'day', 'month', or seconds > 0)"));
+    return absl::InvalidArgumentError(
+        StrCat("period: unknown period '", text, "' (accepted: 'day', 'month', or seconds > 0)"));
   }
   return PeriodOfSeconds(seconds);
 }
@@ -188,8 +188,7 @@ absl::Status ValidateLedgerOptions(const LedgerOptions& o) {
         StrCat("max_time_buckets: ", o.max_time_buckets, " (accepted: 2..100000)"));
   }
   if (o.max_tag_keys < 1 || o.max_tag_values < 1 || o.max_models < 1) {
-    return absl::InvalidArgumentError(
-        "max_tag_keys, max_tag_values and max_models must be >= 1");
+    return absl::InvalidArgumentError("max_tag_keys, max_tag_values and max_models must be >= 1");
   }
   if (o.shards < 0 || o.shards > 256) {
     return absl::InvalidArgumentError(StrCat("shards: ", o.shards, " (accepted: 0..256)"));
@@ -201,12 +200,11 @@ absl::Status ValidateLedgerOptions(const LedgerOptions& o) {
                " (accepted: 2..max_time_buckets-1 = ", o.max_time_buckets - 1, ")"));
   }
   if (a.min_history < 1 || a.min_history > a.baseline_buckets) {
-    return absl::InvalidArgumentError(StrCat("anomaly min_history: ", a.min_history,
-                                             " (accepted: 1..baseline_buckets)"));
+    return absl::InvalidArgumentError(
+        StrCat("anomaly min_history: ", a.min_history, " (accepted: 1..baseline_buckets)"));
   }
   if (!(a.k > 0) || !(a.min_relative >= 0) || !(a.min_usd >= 0)) {
-    return absl::InvalidArgumentError(
-        "anomaly k must be > 0, min_relative and min_usd >= 0");
+    return absl::InvalidArgumentError("anomaly k must be > 0, min_relative and min_usd >= 0");
   }
   return absl::OkStatus();
 }
@@ -293,8 +291,10 @@ void Ledger::TouchSeries(std::string_view key, std::string_view value, int64_t b
       if (!admitted && attempt == 0) {
         // Over the cap: aggregate under "__other__" (admitted unconditionally below).
         *composite = is_model ? StrCat(std::string(1, kModelMark), kOther) : Composite(key, kOther);
-        if (value == kOther) admitted = true;
-        else continue;
+        if (value == kOther)
+          admitted = true;
+        else
+          continue;
       }
       Series fresh;
       fresh.slots.assign(static_cast<size_t>(options_.max_time_buckets), {kNoBucket, 0});
@@ -333,16 +333,16 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
     const Tag& t = call.tags[i];
     if (t.key.empty() || t.key.size() > kMaxTagKeyBytes || HasControl(t.key) ||
         t.value.size() > kMaxTagValueBytes || HasControl(t.value)) {
-      return absl::InvalidArgumentError(StrCat(
-          "tags['", t.key, "']: a tag key must be 1..", kMaxTagKeyBytes,
-          " bytes and a value at most ", kMaxTagValueBytes,
-          " bytes, neither with control characters"));
+      return absl::InvalidArgumentError(StrCat("tags['", t.key, "']: a tag key must be 1..",
+                                               kMaxTagKeyBytes, " bytes and a value at most ",
+                                               kMaxTagValueBytes,
+                                               " bytes, neither with control characters"));
     }
   }
   for (const Saving& s : call.savings) {
     if (!std::isfinite(s.usd) || s.lever.empty() || HasControl(s.lever)) {
-      return absl::InvalidArgumentError(StrCat("savings['", s.lever,
-                                               "']: a lever needs a name and a finite USD amount"));
+      return absl::InvalidArgumentError(
+          StrCat("savings['", s.lever, "']: a lever needs a name and a finite USD amount"));
     }
   }
   const catalog::ModelSpec* spec = catalog_ ? catalog_->Find(call.model) : nullptr;
@@ -352,8 +352,8 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
   } else if (spec != nullptr) {
     cost = CostUsd(*spec, call.usage);
   } else if (catalog_ == nullptr) {
-    return absl::NotFoundError(StrCat("model '", call.model,
-                                      "': this ledger has no catalog, so pass cost_usd="));
+    return absl::NotFoundError(
+        StrCat("model '", call.model, "': this ledger has no catalog, so pass cost_usd="));
   } else {
     absl::StatusOr<const catalog::ModelSpec*> found = catalog_->Get(call.model);
     return absl::NotFoundError(
@@ -362,8 +362,8 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
   if (call.reservation != 0) {
     MutexLock l(&reservations_mu_);
     if (!reservations_.contains(call.reservation)) {
-      return absl::NotFoundError(StrCat("reservation ", call.reservation,
-                                        ": unknown or already settled/released"));
+      return absl::NotFoundError(
+          StrCat("reservation ", call.reservation, ": unknown or already settled/released"));
     }
   }
 
@@ -471,9 +471,8 @@ absl::StatusOr<uint64_t> Ledger::AddBudget(BudgetSpec spec) {
         "call)");
   }
   if (!(spec.limit_usd > 0) || std::isinf(spec.limit_usd)) {
-    return absl::InvalidArgumentError(StrCat("budget ", spec.tag, "=", spec.value,
-                                             ": limit_usd ", spec.limit_usd,
-                                             " is not a positive finite number"));
+    return absl::InvalidArgumentError(StrCat("budget ", spec.tag, "=", spec.value, ": limit_usd ",
+                                             spec.limit_usd, " is not a positive finite number"));
   }
   auto state = std::make_shared<BudgetState>();
   state->spec = std::move(spec);
@@ -499,8 +498,8 @@ absl::StatusOr<uint64_t> Ledger::AddBudget(BudgetSpec spec) {
 
 absl::Status Ledger::RemoveBudget(uint64_t id) {
   MutexLock l(&budgets_mu_);
-  auto it = std::find_if(budgets_.begin(), budgets_.end(),
-                         [&](const auto& b) { return b->id == id; });
+  auto it =
+      std::find_if(budgets_.begin(), budgets_.end(), [&](const auto& b) { return b->id == id; });
   if (it == budgets_.end()) return absl::NotFoundError(StrCat("budget id ", id, ": unknown"));
   budgets_.erase(it);
   return absl::OkStatus();
@@ -527,9 +526,9 @@ absl::Status Ledger::Admit(absl::Span<const Tag> tags, int64_t estimate_nano, do
     ReaderMutexLock l(&budgets_mu_);
     MatchBudgets(tags, &matched);
   }
-  matched.erase(std::remove_if(matched.begin(), matched.end(),
-                               [](const auto& b) { return !b->spec.hard; }),
-                matched.end());
+  matched.erase(
+      std::remove_if(matched.begin(), matched.end(), [](const auto& b) { return !b->spec.hard; }),
+      matched.end());
   for (auto& b : matched) b->mu.Lock();
   absl::Status status;
   for (auto& b : matched) {
@@ -539,10 +538,10 @@ absl::Status Ledger::Admit(absl::Span<const Tag> tags, int64_t estimate_nano, do
           b->Name(), " (hard) would be exceeded: spent ", Usd(b->settled_nano * 1e-9),
           " + reserved ", Usd(b->reserved_nano * 1e-9), " + this call's estimate ",
           Usd(estimate_nano * 1e-9), " > limit ", Usd(b->spec.limit_usd), " for the period from ",
-          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                           absl::FromUnixSeconds(static_cast<int64_t>(
-                               b->spec.period.Start(b->period))),
-                           absl::UTCTimeZone())));
+          absl::FormatTime(
+              "%Y-%m-%dT%H:%M:%SZ",
+              absl::FromUnixSeconds(static_cast<int64_t>(b->spec.period.Start(b->period))),
+              absl::UTCTimeZone())));
       break;
     }
   }
@@ -560,8 +559,8 @@ absl::Status Ledger::Admit(absl::Span<const Tag> tags, int64_t estimate_nano, do
 
 absl::Status Ledger::Check(absl::Span<const Tag> tags, double estimated_cost_usd) {
   if (!(estimated_cost_usd >= 0) || std::isinf(estimated_cost_usd)) {
-    return absl::InvalidArgumentError(StrCat("estimated_cost_usd: ", estimated_cost_usd,
-                                             " (accepted: a finite number >= 0)"));
+    return absl::InvalidArgumentError(
+        StrCat("estimated_cost_usd: ", estimated_cost_usd, " (accepted: a finite number >= 0)"));
   }
   if (!have_budgets_.load(std::memory_order_acquire)) return absl::OkStatus();
   return Admit(tags, ToNano(estimated_cost_usd), Now(), nullptr);
@@ -569,8 +568,8 @@ absl::Status Ledger::Check(absl::Span<const Tag> tags, double estimated_cost_usd
 
 absl::StatusOr<uint64_t> Ledger::Reserve(absl::Span<const Tag> tags, double estimated_cost_usd) {
   if (!(estimated_cost_usd >= 0) || std::isinf(estimated_cost_usd)) {
-    return absl::InvalidArgumentError(StrCat("estimated_cost_usd: ", estimated_cost_usd,
-                                             " (accepted: a finite number >= 0)"));
+    return absl::InvalidArgumentError(
+        StrCat("estimated_cost_usd: ", estimated_cost_usd, " (accepted: a finite number >= 0)"));
   }
   uint64_t id = 0;
   if (absl::Status s = Admit(tags, ToNano(estimated_cost_usd), Now(), &id); !s.ok()) return s;
@@ -614,7 +613,8 @@ void Ledger::SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double
     b->settled_nano += cost_nano;
     for (int i = 0; i < 3; ++i) {
       if ((b->fired & (1 << i)) != 0) continue;
-      if (static_cast<double>(b->settled_nano) < kThresholds[i] * static_cast<double>(b->limit_nano)) {
+      if (static_cast<double>(b->settled_nano) <
+          kThresholds[i] * static_cast<double>(b->limit_nano)) {
         continue;
       }
       b->fired |= 1 << i;
@@ -685,8 +685,7 @@ absl::StatusOr<uint64_t> Ledger::AddSpikeAlert(SpikeSpec spec) {
 }
 
 absl::StatusOr<uint64_t> Ledger::AddDriftAlert(DriftSpec spec) {
-  if (!(spec.window_seconds > 0) || !(spec.points > 0) || spec.points > 100 ||
-      spec.min_calls < 1) {
+  if (!(spec.window_seconds > 0) || !(spec.points > 0) || spec.points > 100 || spec.min_calls < 1) {
     return absl::InvalidArgumentError(
         "drift alert: window_seconds > 0, points in (0, 100], min_calls >= 1");
   }
@@ -759,8 +758,8 @@ void Ledger::RunRules(const CallRecord& call, double cost_usd, double ts, Pendin
       const double median = sketch.Quantile(0.5);
       if (cost_usd > *rule->spec.k * median) {
         limit = *rule->spec.k * median;
-        why = StrCat(*rule->spec.k, "x the median ", Usd(median), " of ", rule->spec.tag, "=",
-                     value);
+        why =
+            StrCat(*rule->spec.k, "x the median ", Usd(median), " of ", rule->spec.tag, "=", value);
       }
     }
     sketch.Add(cost_usd);
@@ -794,8 +793,7 @@ void Ledger::RunRules(const CallRecord& call, double cost_usd, double ts, Pendin
           std::sort(names.begin(), names.end());
           for (const std::string& m : names) {
             const double now_share = shares.contains(m) ? shares[m] : 0.0;
-            const double old_share =
-                rule->prev_shares.contains(m) ? rule->prev_shares[m] : 0.0;
+            const double old_share = rule->prev_shares.contains(m) ? rule->prev_shares[m] : 0.0;
             const double moved = (now_share - old_share) * 100.0;
             if (std::abs(moved) <= rule->spec.points) continue;
             Alert a;
@@ -861,13 +859,14 @@ void Ledger::MaybeCloseBuckets(int64_t bucket, Pending* pending) {
     a.limit = an.baseline_median_usd;
     a.ts = an.bucket_start + options_.bucket_seconds;
     a.period_start = an.bucket_start;
-    a.message = StrCat("spend anomaly: ", an.tag, "=", an.value, " spent ", Usd(an.spend_usd),
-                       " in the bucket from ",
-                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                        absl::FromUnixSeconds(static_cast<int64_t>(an.bucket_start)),
-                                        absl::UTCTimeZone()),
-                       " against a baseline median of ", Usd(an.baseline_median_usd),
-                       " (threshold ", Usd(an.threshold_usd), ")");
+    a.message =
+        StrCat("spend anomaly: ", an.tag, "=", an.value, " spent ", Usd(an.spend_usd),
+               " in the bucket from ",
+               absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                absl::FromUnixSeconds(static_cast<int64_t>(an.bucket_start)),
+                                absl::UTCTimeZone()),
+               " against a baseline median of ", Usd(an.baseline_median_usd), " (threshold ",
+               Usd(an.threshold_usd), ")");
     pending->alerts.emplace_back(AlertCallback(), std::move(a));
   }
 }
@@ -886,7 +885,8 @@ void Ledger::EvaluateBucket(int64_t bucket, bool partial, std::vector<Anomaly>* 
       const double spend = static_cast<double>(series.At(bucket)) * 1e-9;
       if (spend <= 0) continue;
       history.clear();
-      const int64_t from = std::max({bucket - o.baseline_buckets, series.first_bucket, oldest_kept});
+      const int64_t from =
+          std::max({bucket - o.baseline_buckets, series.first_bucket, oldest_kept});
       for (int64_t b = from; b < bucket; ++b) {
         history.push_back(static_cast<double>(series.At(b)) * 1e-9);
       }

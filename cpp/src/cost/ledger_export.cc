@@ -48,7 +48,9 @@ json AggregateView(const Aggregate& a) {
           {"output_tokens", a.tokens.output_tokens},
           {"reasoning_tokens", a.tokens.reasoning_tokens},
           {"cache",
-           {{"none", a.cache[0]}, {"miss", a.cache[1]}, {"exact", a.cache[2]},
+           {{"none", a.cache[0]},
+            {"miss", a.cache[1]},
+            {"exact", a.cache[2]},
             {"semantic", a.cache[3]}}},
           {"savings_usd", savings},
           {"latency_s", latency}};
@@ -216,8 +218,7 @@ nlohmann::json Ledger::Snapshot() {
   out["budgets"] = std::move(budgets);
   out["alerts"] = Alerts().size();
   out["bucket_seconds"] = options_.bucket_seconds;
-  out["dropped"] = {{"tags", dropped_tags_.load()},
-                    {"time_records", dropped_time_records_.load()}};
+  out["dropped"] = {{"tags", dropped_tags_.load()}, {"time_records", dropped_time_records_.load()}};
   return out;
 }
 
@@ -441,17 +442,17 @@ absl::Status Ledger::Load(const std::string& path) {
   const std::string text = buffer.str();
   json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (in.is_discarded() || !in.is_object()) {
-    return absl::DataLossError(
-        StrCat("ledger load '", path, "': not a complete JSON document (corrupt or truncated; ",
-               text.size(), " bytes)"));
+    return absl::DataLossError(StrCat("ledger load '", path,
+                                      "': not a complete JSON document (corrupt or truncated; ",
+                                      text.size(), " bytes)"));
   }
   if (in.value("format", "") != kFormat) {
     return absl::DataLossError(
         StrCat("ledger load '", path, "': not a thrifty ledger file (format '", kFormat, "')"));
   }
   if (in.value("version", 0) != kVersion) {
-    return absl::DataLossError(StrCat("ledger load '", path, "': version ",
-                                      in.value("version", 0), " (accepted: ", kVersion, ")"));
+    return absl::DataLossError(StrCat("ledger load '", path, "': version ", in.value("version", 0),
+                                      " (accepted: ", kVersion, ")"));
   }
   Merged m;
   absl::flat_hash_map<std::string, Series> series;
@@ -459,10 +460,9 @@ absl::Status Ledger::Load(const std::string& path) {
   int64_t latest = kNoBucket, evaluated = kNoBucket, dropped_tags = 0, dropped_time = 0;
   try {
     if (in.at("bucket_seconds").get<double>() != options_.bucket_seconds) {
-      return absl::FailedPreconditionError(
-          StrCat("ledger load '", path, "': saved with bucket_seconds ",
-                 in.at("bucket_seconds").get<double>(), ", this ledger uses ",
-                 options_.bucket_seconds));
+      return absl::FailedPreconditionError(StrCat(
+          "ledger load '", path, "': saved with bucket_seconds ",
+          in.at("bucket_seconds").get<double>(), ", this ledger uses ", options_.bucket_seconds));
     }
     latest = in.at("latest_bucket").get<int64_t>();
     evaluated = in.at("evaluated_bucket").get<int64_t>();
@@ -474,7 +474,8 @@ absl::Status Ledger::Load(const std::string& path) {
       return *std::move(a);
     };
     m.total = agg(in.at("total"));
-    for (const json& row : in.at("by_model")) m.by_model[row.at(0).get<std::string>()] = agg(row.at(1));
+    for (const json& row : in.at("by_model"))
+      m.by_model[row.at(0).get<std::string>()] = agg(row.at(1));
     for (const json& row : in.at("by_tag")) {
       m.by_tag[StrCat(row.at(0).get<std::string>(), std::string(1, kSep),
                       row.at(1).get<std::string>())] = agg(row.at(2));

@@ -18,7 +18,7 @@ namespace thrifty::cost {
 namespace ledger_internal {
 
 constexpr int64_t kNoBucket = std::numeric_limits<int64_t>::min();
-constexpr char kSep = '\x1f';      // between tag key and value in composite keys
+constexpr char kSep = '\x1f';        // between tag key and value in composite keys
 constexpr char kModelMark = '\x1e';  // composite key of a model series
 
 }  // namespace ledger_internal

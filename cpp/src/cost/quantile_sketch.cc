@@ -55,7 +55,8 @@ void QuantileSketch::Add(double value) {
       const size_t drop = size - kMaxBins;
       uint64_t folded = 0;
       for (size_t i = 0; i < drop && i < bins_.size(); ++i) folded += bins_[i];
-      bins_.erase(bins_.begin(), bins_.begin() + static_cast<ptrdiff_t>(std::min(drop, bins_.size())));
+      bins_.erase(bins_.begin(),
+                  bins_.begin() + static_cast<ptrdiff_t>(std::min(drop, bins_.size())));
       offset_ += static_cast<int>(drop);
       if (bins_.empty()) bins_.assign(1, 0);
       bins_[0] += folded;

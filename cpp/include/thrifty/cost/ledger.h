@@ -134,9 +134,9 @@ absl::StatusOr<Period> PeriodOfSeconds(double seconds);
 struct Alert {
   std::string kind;  // "budget", "spike", "drift", "anomaly"
   std::string message;
-  std::string tag;    // tag key ("*" for every call, "model" for a model series)
-  std::string value;  // tag value or model name
-  std::string model;  // the call's model (spike, drift)
+  std::string tag;         // tag key ("*" for every call, "model" for a model series)
+  std::string value;       // tag value or model name
+  std::string model;       // the call's model (spike, drift)
   double threshold = 0.0;  // budget: 0.5/0.8/1.0; spike: USD limit; drift: points; anomaly: USD
   double observed = 0.0;   // budget: USD spent; spike: call USD; drift: points moved; anomaly: USD
   double limit = 0.0;      // budget: limit USD; anomaly: baseline median USD; drift: old share
@@ -320,14 +320,14 @@ class Ledger {
   int64_t BucketOf(double ts) const;
   // Resolves `key`/`value` (admitting new values under the caps) and adds `cost_nano` to the
   // series of `bucket`. Sets `*composite` to the aggregation key, or empty when dropped.
-  void TouchSeries(std::string_view key, std::string_view value, int64_t bucket,
-                   int64_t cost_nano, std::string* composite);
+  void TouchSeries(std::string_view key, std::string_view value, int64_t bucket, int64_t cost_nano,
+                   std::string* composite);
   void MatchBudgets(absl::Span<const Tag> tags, std::vector<std::shared_ptr<BudgetState>>* out)
       ABSL_SHARED_LOCKS_REQUIRED(budgets_mu_);
   absl::Status Admit(absl::Span<const Tag> tags, int64_t estimate_nano, double now,
                      uint64_t* reservation);
-  void SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double now, uint64_t reservation,
-                     Pending* pending);
+  void SettleBudgets(absl::Span<const Tag> tags, int64_t cost_nano, double now,
+                     uint64_t reservation, Pending* pending);
   void RunRules(const CallRecord& call, double cost_usd, double ts, Pending* pending);
   void MaybeCloseBuckets(int64_t bucket, Pending* pending);
   void EvaluateBucket(int64_t bucket, bool partial, std::vector<Anomaly>* out);
