@@ -531,8 +531,8 @@ TEST(LedgerAnomalyTest, NoAnomalyOnASteadySeriesOrWithoutHistory) {
   for (int h = 0; h < 30; ++h) {
     ASSERT_TRUE(ledger->Record(Call("small", {{"f", "x"}}, 1.0 + 0.01 * (h % 3), h * 3600.0)).ok());
   }
-  // A big first hour of a new value has no baseline.
-  ASSERT_TRUE(ledger->Record(Call("small", {{"f", "new"}}, 50.0, 29 * 3600.0)).ok());
+  // A big first hour of a new value (on a new model) has no baseline.
+  ASSERT_TRUE(ledger->Record(Call("big", {{"f", "new"}}, 50.0, 29 * 3600.0)).ok());
   for (const Anomaly& a : ledger->Anomalies()) {
     ADD_FAILURE() << a.tag << "=" << a.value << " at " << a.bucket_start;
   }

@@ -332,11 +332,10 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
   for (size_t i = 0; i < call.tags.size(); ++i) {
     const Tag& t = call.tags[i];
     if (t.key.empty() || t.key.size() > kMaxTagKeyBytes || HasControl(t.key) ||
-        t.value.size() > kMaxTagValueBytes || HasControl(t.value)) {
-      return absl::InvalidArgumentError(StrCat("tags['", t.key, "']: a tag key must be 1..",
-                                               kMaxTagKeyBytes, " bytes and a value at most ",
-                                               kMaxTagValueBytes,
-                                               " bytes, neither with control characters"));
+        t.value.size() > kMaxTagValueBytes) {
+      return absl::InvalidArgumentError(StrCat(
+          "tags['", t.key, "']: a tag key must be 1..", kMaxTagKeyBytes,
+          " bytes without control characters, and a value at most ", kMaxTagValueBytes, " bytes"));
     }
   }
   for (const Saving& s : call.savings) {
@@ -465,7 +464,7 @@ absl::StatusOr<double> Ledger::Record(const CallRecord& call) {
 // Budgets.
 
 absl::StatusOr<uint64_t> Ledger::AddBudget(BudgetSpec spec) {
-  if (spec.tag.empty() || HasControl(spec.tag) || HasControl(spec.value)) {
+  if (spec.tag.empty() || HasControl(spec.tag)) {
     return absl::InvalidArgumentError(
         "budget tag: empty or with control characters (accepted: a tag key, or '*' for every "
         "call)");
