@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterAgent(m);
   thrifty::bindings::RegisterRoute(m);
   thrifty::bindings::RegisterLedger(m);
+  thrifty::bindings::RegisterPrompt(m);
 }

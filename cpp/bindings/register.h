@@ -15,6 +15,7 @@ void RegisterSemanticCache(pybind11::module_& m);
 void RegisterAgent(pybind11::module_& m);
 void RegisterRoute(pybind11::module_& m);
 void RegisterLedger(pybind11::module_& m);
+void RegisterPrompt(pybind11::module_& m);
 
 }  // namespace thrifty::bindings
 

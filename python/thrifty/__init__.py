@@ -22,6 +22,7 @@ from thrifty._core import (
     NotFoundError,
     OutOfRangeError,
     PermissionDeniedError,
+    ProviderCacheRules,
     ResourceExhaustedError,
     SemanticCache,
     StepLimitExceeded,
@@ -52,6 +53,15 @@ from thrifty.calibration import (
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 from thrifty.ledger import Ledger
+from thrifty.prompt import (
+    Breakpoint,
+    CacheObservation,
+    CachePrediction,
+    LintWarning,
+    Plan,
+    PrefixTracker,
+    PromptBuilder,
+)
 from thrifty.router import (
     Decision,
     KnnPredictor,
@@ -60,6 +70,7 @@ from thrifty.router import (
     Router,
     RouterCalibration,
 )
+from thrifty.wrap import CallOutcome, DegradedWarning, WrappedClient, last_call, wrap
 
 __all__ = [
     "AgentBudget",
@@ -107,11 +118,24 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "CallOutcome",
+    "DegradedWarning",
+    "WrappedClient",
+    "last_call",
+    "wrap",
+    "Ledger",
+    "Breakpoint",
+    "CacheObservation",
+    "CachePrediction",
+    "LintWarning",
+    "Plan",
+    "PrefixTracker",
+    "PromptBuilder",
+    "ProviderCacheRules",
     "Decision",
     "KnnPredictor",
     "LogisticPredictor",
     "PriorPredictor",
     "Router",
     "RouterCalibration",
-    "Ledger",
 ]
