@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <thread>  // std::thread
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "test_util.h"
@@ -435,6 +437,30 @@ TEST(PrefixTrackerTest, PredictCachedTokensSeamNeverThrows) {
   EXPECT_EQ(seam.PredictCachedTokens(*catalog->Find("gpt-x"), json("not a request")), 0);
   ASSERT_TRUE(tracker.Observe("", "gpt-x", OpenAIRequest(1), {}).ok());
   EXPECT_GE(seam.PredictCachedTokens(*catalog->Find("gpt-x"), OpenAIRequest(2)), 1024);
+}
+
+TEST(PrefixTrackerTest, ConcurrentPredictAndObserve) {
+  PrefixTrackerOptions options;
+  options.max_entries = 500;  // small, so eviction runs while others read
+  auto catalog = TestCatalog();
+  PrefixTracker tracker(catalog, std::make_shared<ManualClock>(0), options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&tracker, &catalog, t] {
+      for (int i = 0; i < 25; ++i) {
+        json r = OpenAIRequest(i % 3);
+        r["messages"][0]["content"] = Words(300, "t" + std::to_string(t));
+        if (t % 2 == 0) {
+          EXPECT_TRUE(tracker.Observe("", "gpt-x", r, {}).ok());
+        } else {
+          EXPECT_GE(tracker.PredictCachedTokens(*catalog->Find("gpt-x"), r), 0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(tracker.stats().observations, 50);
+  EXPECT_LE(tracker.size(), 500u);
 }
 
 }  // namespace

@@ -577,7 +577,6 @@ absl::StatusOr<PromptBuilder> PromptBuilder::FromRequest(
     rest.erase("messages");
   }
   rest.erase("cache_control");
-  rest.erase("model");
   std::vector<Message> parsed;
   if (messages != nullptr) {
     if (messages->is_string()) {
