@@ -273,13 +273,26 @@ TEST(PromptBuilderTest, LintNamesSegmentAndTextAndCanMoveIt) {
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan->warnings.size(), 2u);
   EXPECT_EQ(plan->warnings[0].segment, "system[0]");
-  EXPECT_EQ(plan->warnings[0].kind, "uuid");
-  EXPECT_EQ(plan->warnings[1].text, "2026-11-22T10:31:00Z");
-  EXPECT_TRUE(plan->warnings[1].moved);
+  EXPECT_EQ(plan->warnings[0].text, "2026-11-22T10:31:00Z");
+  EXPECT_EQ(plan->warnings[0].kind, "date");
+  EXPECT_TRUE(plan->warnings[0].moved);
+  EXPECT_EQ(plan->warnings[1].kind, "uuid");
   const std::string system = plan->request["system"][0]["text"];
   EXPECT_EQ(system.find("2026-11-22"), std::string::npos);
   const std::string first_user = plan->request["messages"][0]["content"][0]["text"];
   EXPECT_THAT(first_user, HasSubstr("Today is 2026-11-22T10:31:00Z."));
+}
+
+TEST(LintTest, FindsEachKindOnceAndIgnoresPlainNumbers) {
+  const auto found = LintText("system[0]",
+                              "Version 3 of the guide, 12 rules.\n"
+                              "Run at 09:15 on 22 November 2026, ts 1795000000.\n"
+                              "trace deadbeefcafe12345678 and key sk_4f9QzL2mNp8RtY6vWx1\n"
+                              "not an id: abcdefabcdefabcdef (no digit)");
+  std::vector<std::string> kinds;
+  for (const auto& w : found) kinds.push_back(w.kind);
+  EXPECT_THAT(kinds, ::testing::ElementsAre("date", "time", "timestamp", "random_id", "random_id"));
+  EXPECT_EQ(found[0].text, "22 November 2026");
 }
 
 TEST(PromptBuilderTest, BadInputErrors) {
