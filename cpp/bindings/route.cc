@@ -373,6 +373,18 @@ void RegisterRoute(py::module_& m) {
             ThrowIfError(status);
           },
           py::arg("path"))
+      .def(
+          "_neighbours",
+          [](const Router& r, py::array_t<float, py::array::c_style | py::array::forcecast> v,
+             size_t k) {
+            absl::StatusOr<std::vector<std::pair<float, uint32_t>>> out;
+            {
+              py::gil_scoped_release release;
+              out = r.Neighbours(std::span<const float>(v.data(), v.size()), k);
+            }
+            return ValueOrThrow(std::move(out));
+          },
+          py::arg("embedding"), py::arg("k"))
       .def_static(
           "_load",
           [](const std::string& path, const catalog::Catalog& catalog, py::handle embedder) {

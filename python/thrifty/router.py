@@ -51,12 +51,12 @@ class KnnPredictor:
     """
 
     k: int = 32
-    power: float = 4.0
+    power: float = 2.0
     shrinkage: float = 1.0
     max_examples: int = 200_000
     exact_below: int = 4096
-    hnsw_m: int = 32
-    ef_construction: int = 80
+    hnsw_m: int = 16
+    ef_construction: int = 40
     ef_search: int = 64
     kind = "knn"
 

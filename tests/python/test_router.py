@@ -166,3 +166,61 @@ def test_bad_input(catalog):
         thrifty.Router(catalog, predictor="magic")
     with pytest.raises(thrifty.InvalidArgumentError, match="feedback.*unknown model"):
         router.feedback("a", "nope", 1.0)
+
+
+def _synthetic(rng, n, models):
+    """Two prompt families; 'cheap' is right on family A 95% of the time and on B 20%."""
+    rows = []
+    for i in range(n):
+        family = rng.random() < 0.6
+        prompt = (
+            f"translate sentence {i} about the weather into german"
+            if family
+            else f"derive the closed form of recurrence {i} with generating functions"
+        )
+        p_cheap = 0.95 if family else 0.2
+        labels = {
+            "cheap": float(rng.random() < p_cheap),
+            "mid": float(rng.random() < (0.97 if family else 0.6)),
+            "big": float(rng.random() < 0.95),
+        }
+        rows.append((prompt, labels))
+    return rows
+
+
+def test_calibration_keeps_its_promise_on_held_out_data(catalog):
+    rng = np.random.default_rng(1)
+    models = ["cheap", "mid", "big"]
+    train = _synthetic(rng, 600, models)
+    valid = _synthetic(rng, 600, models)
+    test = _synthetic(rng, 2000, models)
+    router = thrifty.Router(catalog).fit(train)
+    cal = router.calibrate(valid, quality_retained=0.95)
+    assert cal.best_model == "big"
+    assert 0.0 < cal.threshold < 1.0
+    assert cal.promise_met and cal.retained_lower >= 0.95
+    assert cal.retained >= cal.retained_lower
+    assert cal.cost_saving > 0.3, cal.statement  # cheap handles most of family A
+    assert "lower bound" in cal.statement
+    # Held-out: route at the calibrated threshold and measure against the best model.
+    chosen = [router.route(p, cal.threshold).model for p, _ in test]
+    routed = np.mean([labels[m] for m, (_, labels) in zip(chosen, test)])
+    best = np.mean([labels["big"] for _, labels in test])
+    assert routed / best >= 0.95 - 0.02  # the promise, within sampling noise of 2000 requests
+    assert chosen.count("cheap") > 0.3 * len(test)
+
+
+def test_calibration_with_real_costs_and_bad_input(catalog):
+    rng = np.random.default_rng(2)
+    router = thrifty.Router(catalog).fit(_synthetic(rng, 300, None))
+    valid = _synthetic(rng, 300, None)
+    costs = [{"cheap": 0.001, "mid": 0.01, "big": 0.1} for _ in valid]
+    cal = router.calibrate(valid, 0.9, costs=costs)
+    assert cal.best_model_cost == pytest.approx(0.1)
+    assert cal.cost <= cal.best_model_cost
+    with pytest.raises(thrifty.InvalidArgumentError, match=r"quality_retained must be in \[0, 1\]"):
+        router.calibrate(valid, 1.5)
+    with pytest.raises(thrifty.InvalidArgumentError, match=r"validation_examples\[0\]: no labels"):
+        router.calibrate([("x", {})])
+    with pytest.raises(thrifty.InvalidArgumentError, match="costs must have"):
+        router.calibrate(valid, 0.9, costs=np.zeros((2, 2)))

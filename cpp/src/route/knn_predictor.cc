@@ -14,6 +14,7 @@
 #include "faiss/index_io.h"
 #include "faiss/utils/Heap.h"
 #include "faiss/utils/distances.h"
+#include "simd.h"
 #include "thrifty/base/strings.h"
 
 namespace thrifty::route {
@@ -28,17 +29,80 @@ using internal::PutStr;
 using internal::PutU64;
 using internal::PutVec;
 
-// HNSW minimizes distances; inner product is a similarity, so negate it (as FAISS does inside
-// IndexHNSW for METRIC_INNER_PRODUCT).
-class NegatedDistance final : public faiss::DistanceComputer {
+// Inner products over flat float storage with thrifty's SIMD kernels (simd.h) instead of
+// the baseline-x86 ones Debian's FAISS was built with.
+class SimdInnerProduct final : public faiss::FlatCodesDistanceComputer {
  public:
-  explicit NegatedDistance(faiss::DistanceComputer* base) : base_(base) {}
-  void set_query(const float* x) override { base_->set_query(x); }
-  float operator()(idx_t i) override { return -(*base_)(i); }
-  float symmetric_dis(idx_t i, idx_t j) override { return -base_->symmetric_dis(i, j); }
+  SimdInnerProduct(const uint8_t* codes, size_t dim)
+      : FlatCodesDistanceComputer(codes, dim * sizeof(float)), dim_(dim) {}
+  void set_query(const float* x) override { query_ = x; }
+  float distance_to_code(const uint8_t* code) override {
+    return internal::Dot(query_, reinterpret_cast<const float*>(code), dim_);
+  }
+  float symmetric_dis(idx_t i, idx_t j) override {
+    const float* xb = reinterpret_cast<const float*>(codes);
+    return internal::Dot(xb + i * dim_, xb + j * dim_, dim_);
+  }
 
  private:
-  std::unique_ptr<faiss::DistanceComputer> base_;
+  const size_t dim_;
+  const float* query_ = nullptr;
+};
+
+// The HNSW graph's vector storage: FAISS's flat inner-product index with SIMD distances.
+// Serialized as a plain IndexFlatIP (faiss::write_index); AdoptStorage swaps it back in.
+struct SimdFlatIP final : faiss::IndexFlatIP {
+  explicit SimdFlatIP(idx_t d) : faiss::IndexFlatIP(d) {}
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override {
+    return new SimdInnerProduct(codes.data(), static_cast<size_t>(d));
+  }
+};
+
+// Replaces `index`'s storage by a SimdFlatIP holding the same vectors.
+void AdoptStorage(faiss::IndexHNSWFlat& index) {
+  auto* old = dynamic_cast<faiss::IndexFlat*>(index.storage);
+  auto storage = std::make_unique<SimdFlatIP>(index.d);
+  if (old != nullptr) {
+    storage->codes.swap(old->codes);
+    storage->ntotal = old->ntotal;
+  }
+  if (index.own_fields) delete index.storage;
+  index.storage = storage.release();
+  index.own_fields = true;
+}
+
+// Negated inner product of the query with 8-bit codes: code c of dimension i decodes to
+// min[i] + c * step[i], so <q, x> = sum q_i min_i + sum (q_i step_i) c_i.
+class Sq8NegatedInnerProduct final : public faiss::DistanceComputer {
+ public:
+  Sq8NegatedInnerProduct(const uint8_t* codes, const float* min, const float* step, size_t dim)
+      : codes_(codes), min_(min), step_(step), dim_(dim), weights_(dim) {}
+  void set_query(const float* x) override {
+    bias_ = 0;
+    for (size_t i = 0; i < dim_; ++i) {
+      weights_[i] = x[i] * step_[i];
+      bias_ += x[i] * min_[i];
+    }
+  }
+  float operator()(idx_t i) override {
+    return -(bias_ + internal::WeightedCodeSum(weights_.data(), codes_ + i * dim_, dim_));
+  }
+  float symmetric_dis(idx_t i, idx_t j) override {  // not used by search
+    float sum = 0;
+    for (size_t d = 0; d < dim_; ++d) {
+      sum +=
+          (min_[d] + codes_[i * dim_ + d] * step_[d]) * (min_[d] + codes_[j * dim_ + d] * step_[d]);
+    }
+    return -sum;
+  }
+
+ private:
+  const uint8_t* codes_;
+  const float* min_;
+  const float* step_;
+  const size_t dim_;
+  std::vector<float> weights_;
+  float bias_ = 0;
 };
 
 bool IsZero(std::span<const float> v) {
@@ -90,7 +154,7 @@ const float* KnnPredictor::Vectors() const {
 size_t KnnPredictor::memory_bytes() const {
   size_t bytes = data_.size() * (dim_ * sizeof(float) + 1 + data_.models * 2 * sizeof(float));
   if (hnsw_) {
-    bytes += hnsw_->hnsw.neighbors.size() * sizeof(int) +
+    bytes += sq_codes_.size() + hnsw_->hnsw.neighbors.size() * sizeof(int) +
              hnsw_->hnsw.offsets.size() * sizeof(size_t) + hnsw_->hnsw.levels.size() * sizeof(int);
   }
   return bytes;
@@ -102,12 +166,17 @@ void KnnPredictor::Reindex() {
     data_.embeddings.assign(xb, xb + data_.size() * dim_);
     hnsw_.reset();
   }
+  sq_codes_.clear();
+  sq_codes_.shrink_to_fit();
   if (data_.size() < options_.exact_below) return;
   auto index = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(dim_), options_.hnsw_m,
                                                       faiss::METRIC_INNER_PRODUCT);
+  AdoptStorage(*index);
   index->hnsw.efConstruction = options_.hnsw_ef_construction;
   index->hnsw.efSearch = options_.hnsw_ef_search;
   index->add(static_cast<faiss::Index::idx_t>(data_.size()), data_.embeddings.data());
+  TrainSq8(data_.embeddings.data(), data_.size());
+  EncodeSq8(data_.embeddings.data(), data_.size());
   hnsw_ = std::move(index);
   data_.embeddings.clear();
   data_.embeddings.shrink_to_fit();
@@ -138,6 +207,7 @@ absl::Status KnnPredictor::Add(const LabeledSet& set) {
       const float* xb = Vectors();
       data_.embeddings.assign(xb, xb + data_.size() * dim_);
       hnsw_.reset();
+      sq_codes_.clear();
     }
     const size_t m = data_.models;
     data_.embeddings.erase(data_.embeddings.begin(),
@@ -174,12 +244,37 @@ absl::Status KnnPredictor::Add(const LabeledSet& set) {
     data_.quality.insert(data_.quality.end(), set.quality.begin(), set.quality.end());
     data_.output_tokens.insert(data_.output_tokens.end(), set.output_tokens.begin(),
                                set.output_tokens.end());
+    EncodeSq8(set.embeddings.data(), set.size());
     hnsw_->add(static_cast<faiss::Index::idx_t>(set.size()), set.embeddings.data());
     return absl::OkStatus();
   }
   data_.Append(set);
   if (data_.size() >= options_.exact_below) Reindex();
   return absl::OkStatus();
+}
+
+void KnnPredictor::TrainSq8(const float* x, size_t n) {
+  sq_min_.assign(dim_, 0.0f);
+  sq_step_.assign(dim_, 0.0f);
+  std::vector<float> max(dim_, 0.0f);
+  for (size_t d = 0; d < dim_; ++d) sq_min_[d] = max[d] = n > 0 ? x[d] : 0.0f;
+  for (size_t i = 1; i < n; ++i) {
+    for (size_t d = 0; d < dim_; ++d) {
+      sq_min_[d] = std::min(sq_min_[d], x[i * dim_ + d]);
+      max[d] = std::max(max[d], x[i * dim_ + d]);
+    }
+  }
+  for (size_t d = 0; d < dim_; ++d) sq_step_[d] = std::max((max[d] - sq_min_[d]) / 255.0f, 1e-12f);
+}
+
+void KnnPredictor::EncodeSq8(const float* x, size_t n) {
+  const size_t start = sq_codes_.size();
+  sq_codes_.resize(start + n * dim_);
+  for (size_t i = 0; i < n * dim_; ++i) {
+    const size_t d = i % dim_;
+    const float c = std::round((x[i] - sq_min_[d]) / sq_step_[d]);
+    sq_codes_[start + i] = static_cast<uint8_t>(std::clamp(c, 0.0f, 255.0f));
+  }
 }
 
 void KnnPredictor::SearchInto(const float* query, size_t k,
@@ -190,39 +285,55 @@ void KnnPredictor::SearchInto(const float* query, size_t k,
   k = std::min(k, n);
   if (!hnsw_) {
     thread_local std::vector<float> sims;
-    thread_local std::vector<uint32_t> order;
     sims.resize(n);
-    faiss::fvec_inner_products_ny(sims.data(), query, data_.embeddings.data(), dim_, n);
-    order.resize(n);
-    for (uint32_t i = 0; i < n; ++i) order[i] = i;
-    auto better = [&](uint32_t a, uint32_t b) {
-      return sims[a] > sims[b] || (sims[a] == sims[b] && a < b);
+    internal::Dots(query, data_.embeddings.data(), dim_, n, sims.data());
+    // Top k by a min-heap of (similarity, -index): ties keep the lower index.
+    auto worse = [](const std::pair<float, uint32_t>& a, const std::pair<float, uint32_t>& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
-    std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(k), order.end(),
-                      better);
-    for (size_t i = 0; i < k; ++i) out.emplace_back(sims[order[i]], order[i]);
+    out.reserve(k);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (out.size() < k) {
+        out.emplace_back(sims[i], i);
+        std::push_heap(out.begin(), out.end(), worse);
+      } else if (sims[i] > out.front().first) {
+        std::pop_heap(out.begin(), out.end(), worse);
+        out.back() = {sims[i], i};
+        std::push_heap(out.begin(), out.end(), worse);
+      }
+    }
+    std::sort_heap(out.begin(), out.end(), worse);
     return;
   }
   thread_local std::unique_ptr<faiss::VisitedTable> visited;
   if (!visited || visited->visited.size() < n) {
     visited = std::make_unique<faiss::VisitedTable>(static_cast<int>(n + n / 4 + 1024));
   }
-  NegatedDistance distance(hnsw_->storage->get_distance_computer());
+  Sq8NegatedInnerProduct distance(sq_codes_.data(), sq_min_.data(), sq_step_.data(), dim_);
   distance.set_query(query);
+  const int ef = std::max<int>(options_.hnsw_ef_search, static_cast<int>(k));
+  // Candidates from the quantized walk, re-ranked exactly.
+  const size_t candidates = std::min(n, std::max<size_t>(k, std::min<size_t>(ef, 2 * k)));
   thread_local std::vector<float> dist;
   thread_local std::vector<faiss::Index::idx_t> ids;
-  dist.resize(k);
-  ids.resize(k);
-  faiss::maxheap_heapify(k, dist.data(), ids.data());
+  dist.resize(candidates);
+  ids.resize(candidates);
+  faiss::maxheap_heapify(candidates, dist.data(), ids.data());
   faiss::SearchParametersHNSW params;
-  params.efSearch = std::max<int>(options_.hnsw_ef_search, static_cast<int>(k));
-  hnsw_->hnsw.search(distance, static_cast<int>(k), ids.data(), dist.data(), *visited, &params);
+  params.efSearch = ef;
+  hnsw_->hnsw.search(distance, static_cast<int>(candidates), ids.data(), dist.data(), *visited,
+                     &params);
   visited->advance();
-  faiss::maxheap_reorder(k, dist.data(), ids.data());
-  for (size_t i = 0; i < k; ++i) {
-    if (ids[i] < 0) break;
-    out.emplace_back(-dist[i], static_cast<uint32_t>(ids[i]));
+  const float* xb = Vectors();
+  for (size_t i = 0; i < candidates; ++i) {
+    if (ids[i] < 0) continue;
+    const auto id = static_cast<uint32_t>(ids[i]);
+    out.emplace_back(internal::Dot(query, xb + size_t{id} * dim_, dim_), id);
   }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  });
+  if (out.size() > k) out.resize(k);
 }
 
 std::vector<std::pair<float, uint32_t>> KnnPredictor::Neighbours(std::span<const float> embedding,
@@ -343,6 +454,7 @@ absl::Status KnnPredictor::Load(std::string_view& in) {
     return absl::DataLossError("router file: kNN label matrix has the wrong size");
   }
   std::unique_ptr<faiss::IndexHNSWFlat> hnsw;
+  std::vector<float> sq_min, sq_step;
   if (has_hnsw == 1) {
     std::string bytes;
     if (absl::Status s = GetStr(in, bytes, "knn HNSW index"); !s.ok()) return s;
@@ -357,11 +469,18 @@ absl::Status KnnPredictor::Load(std::string_view& in) {
       }
       index.release();
       hnsw.reset(typed);
+      AdoptStorage(*hnsw);
     } catch (const std::exception& e) {
       return absl::DataLossError(
           ToAbsl(StrCat("router file: cannot read the kNN HNSW index: ", e.what())));
     }
     hnsw->hnsw.efSearch = o.hnsw_ef_search;
+    for (auto st : {GetVec(in, sq_min, "knn quantizer"), GetVec(in, sq_step, "knn quantizer")}) {
+      if (!st.ok()) return st;
+    }
+    if (sq_min.size() != dim_ || sq_step.size() != dim_) {
+      return absl::DataLossError("router file: the kNN quantizer has the wrong size");
+    }
   } else if (has_hnsw == 0) {
     if (absl::Status s = GetVec(in, data.embeddings, "knn embeddings"); !s.ok()) return s;
     if (data.embeddings.size() != n * dim_) {
@@ -374,6 +493,10 @@ absl::Status KnnPredictor::Load(std::string_view& in) {
   priors_ = std::move(priors);
   data_ = std::move(data);
   hnsw_ = std::move(hnsw);
+  sq_min_ = std::move(sq_min);
+  sq_step_ = std::move(sq_step);
+  sq_codes_.clear();
+  if (hnsw_) EncodeSq8(Vectors(), data_.size());
   return absl::OkStatus();
 }
 

@@ -75,7 +75,9 @@ class Design {
 };
 
 // Regularized loss; `z` receives the margins.
-double Loss(const Design& X, const std::vector<double>& w, double l2, std::vector<double>& z) {
+// The bias is pulled toward `bias0` (the prior's logit) with the same strength.
+double Loss(const Design& X, const std::vector<double>& w, double l2, double bias0,
+            std::vector<double>& z) {
   double loss = 0;
   z.resize(X.n());
   for (size_t r = 0; r < X.n(); ++r) {
@@ -83,13 +85,14 @@ double Loss(const Design& X, const std::vector<double>& w, double l2, std::vecto
     loss += Softplus(z[r]) - X.y()[r] * z[r];
   }
   for (size_t k = 0; k + 1 < w.size(); ++k) loss += 0.5 * l2 * w[k] * w[k];
+  loss += 0.5 * l2 * (w.back() - bias0) * (w.back() - bias0);
   return loss;
 }
 
-void Train(const Design& X, double l2, int max_iterations, std::vector<double>& w) {
+void Train(const Design& X, double l2, double bias0, int max_iterations, std::vector<double>& w) {
   const size_t d = X.features();
   std::vector<double> z, p(X.n()), D(X.n()), g(d), s(d), r(d), dir(d), Hd(d), trial(d), zt;
-  double loss = Loss(X, w, l2, z);
+  double loss = Loss(X, w, l2, bias0, z);
   double g0 = -1;
   for (int iter = 0; iter < max_iterations; ++iter) {
     std::fill(g.begin(), g.end(), 0.0);
@@ -99,6 +102,7 @@ void Train(const Design& X, double l2, int max_iterations, std::vector<double>& 
       X.AddRow(i, p[i] - X.y()[i], g);
     }
     for (size_t k = 0; k + 1 < d; ++k) g[k] += l2 * w[k];
+    g[d - 1] += l2 * (w[d - 1] - bias0);
     const double gnorm = std::sqrt(Dot(g, g));
     if (g0 < 0) g0 = gnorm;
     if (gnorm <= 1e-5 * std::max(g0, 1.0)) break;
@@ -111,8 +115,7 @@ void Train(const Design& X, double l2, int max_iterations, std::vector<double>& 
     for (int cg = 0; cg < 50 && std::sqrt(rr) > tol; ++cg) {
       std::fill(Hd.begin(), Hd.end(), 0.0);
       for (size_t i = 0; i < X.n(); ++i) X.AddRow(i, D[i] * X.RowDot(i, dir), Hd);
-      for (size_t k = 0; k + 1 < d; ++k) Hd[k] += l2 * dir[k];
-      Hd[d - 1] += 1e-8 * dir[d - 1];
+      for (size_t k = 0; k < d; ++k) Hd[k] += l2 * dir[k];
       const double dHd = Dot(dir, Hd);
       if (dHd <= 0) break;
       const double alpha = rr / dHd;
@@ -131,7 +134,7 @@ void Train(const Design& X, double l2, int max_iterations, std::vector<double>& 
     bool moved = false;
     for (int ls = 0; ls < 30; ++ls, t *= 0.5) {
       for (size_t k = 0; k < d; ++k) trial[k] = w[k] + t * s[k];
-      const double trial_loss = Loss(X, trial, l2, zt);
+      const double trial_loss = Loss(X, trial, l2, bias0, zt);
       if (trial_loss <= loss + 1e-4 * t * slope) {
         w.swap(trial);
         z.swap(zt);
@@ -218,11 +221,13 @@ absl::Status LogisticPredictor::Fit(const LabeledSet& set) {
     Design X(set, j, dim_);
     if (X.n() == 0) continue;
     std::vector<double> w(d, 0.0);
-    double mean = 0;
-    for (double y : X.y()) mean += y;
-    mean = std::clamp(mean / static_cast<double>(X.n()), 1e-3, 1 - 1e-3);
-    w[d - 1] = std::log(mean / (1 - mean));
-    Train(X, options_.l2, options_.max_iterations, w);
+    // The prior over all categories (already blended with this model's labels).
+    double prior = 0;
+    for (Category c : kAllCategories) prior += priors_.quality(j, c);
+    prior = std::clamp(prior / kNumCategories, 1e-3, 1 - 1e-3);
+    const double bias0 = std::log(prior / (1 - prior));
+    w[d - 1] = bias0;
+    Train(X, options_.l2, bias0, options_.max_iterations, w);
     std::copy(w.begin(), w.end(), weights_.begin() + static_cast<ptrdiff_t>(j * d));
     trained_[j] = 1;
     labeled_[j] = static_cast<double>(X.n());

@@ -104,6 +104,18 @@ size_t Router::examples() const {
   return predictor_->size();
 }
 
+absl::StatusOr<std::vector<std::pair<float, uint32_t>>> Router::Neighbours(
+    std::span<const float> embedding, size_t k) const {
+  ReaderMutexLock lock(&mu_);
+  const auto* knn = dynamic_cast<const KnnPredictor*>(predictor_.get());
+  if (knn == nullptr) {
+    return absl::FailedPreconditionError(
+        ToAbsl(StrCat("Router::Neighbours needs the kNN predictor, this router uses '",
+                      predictor_->kind(), "'")));
+  }
+  return knn->Neighbours(embedding, k);
+}
+
 absl::StatusOr<size_t> Router::ModelIndex(std::string_view name, std::string_view where) const {
   absl::StatusOr<const catalog::ModelSpec*> spec = catalog_.Get(name);
   if (!spec.ok()) {

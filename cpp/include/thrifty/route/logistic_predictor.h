@@ -2,17 +2,18 @@
 //
 // Features of a request: its embedding (dim floats), a one-hot of its category (6) and a
 // bias. For model j, quality_j = sigmoid(w_j . x); w_j minimizes the cross-entropy against
-// the labels (soft labels in [0, 1] are fine) plus l2/2 * |w_j|^2 (bias not penalized),
-// over the examples labeled for j. Training is Newton's method with the Newton step solved by
-// conjugate gradients (Hessian-vector products only: O(n * dim) memory and time per product),
-// with a backtracking line search; it stops when the gradient norm falls below 1e-5 of its
-// start or after max_iterations.
+// the labels (soft labels in [0, 1] are fine) plus l2/2 * |w_j - w0|^2 over the examples
+// labeled for j, where w0 is zero except for the bias, which is pulled toward the logit of
+// the model's prior (so a model labeled only 1.0 does not predict certainty). Training is
+// Newton's method with the Newton step solved by conjugate gradients (Hessian-vector products
+// only: O(n * dim) time per product, no n x dim copy), with a backtracking line search; it
+// stops when the gradient norm falls below 1e-5 of its start or after max_iterations.
 //
-// Models without labels predict their prior. Output tokens are the per-(model, category) label
-// means (Priors). Feedback (Add) takes one stochastic-gradient step per labeled model
+// Models without labels predict their prior. Output tokens are the per-(model, category)
+// label means (Priors). Feedback (Add) takes one stochastic-gradient step per labeled model,
 // of size learning_rate * 100 / (100 + examples labeled for the model), so it moves
-// predictions at once and less as evidence accumulates; Fit retrains from
-// scratch. The predictor keeps only the weights: memory is models * (dim + 7) doubles.
+// predictions at once and less as evidence accumulates; Fit retrains from scratch. The
+// predictor keeps only the weights: memory is models * (dim + 7) doubles.
 //
 // Thread-safety: thread-compatible (see QualityPredictor).
 #ifndef THRIFTY_ROUTE_LOGISTIC_PREDICTOR_H_

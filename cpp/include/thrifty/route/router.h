@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -132,6 +133,11 @@ class Router {
   // Batch prediction: row i of the [n x m] outputs is inputs[i]. `expected_cost` may be empty.
   absl::Status Predict(std::span<const nlohmann::json> inputs, std::span<double> quality,
                        std::span<double> output_tokens, std::span<double> expected_cost = {}) const;
+
+  // The kNN predictor's nearest stored examples to `embedding` (similarity, example index),
+  // best first; FailedPrecondition for other predictors. For benchmarks and audits.
+  absl::StatusOr<std::vector<std::pair<float, uint32_t>>> Neighbours(
+      std::span<const float> embedding, size_t k) const;
 
   const catalog::Catalog& catalog() const { return catalog_; }
   const embed::Embedder& embedder() const { return *embedder_; }

@@ -1,0 +1,136 @@
+#include "simd.h"
+
+#include <immintrin.h>
+
+namespace thrifty::route::internal {
+namespace {
+
+float DotScalar(const float* a, const float* b, size_t dim) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < dim; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float DotAvx2(const float* a, const float* b, size_t dim) {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= dim; i += 8) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  }
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+  float total = _mm_cvtss_f32(sum);
+  for (; i < dim; ++i) total += a[i] * b[i];
+  return total;
+}
+
+__attribute__((target("avx512f"))) float DotAvx512(const float* a, const float* b, size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps();
+  __m512 acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+  }
+  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; i < dim; ++i) total += a[i] * b[i];
+  return total;
+}
+
+float CodeSumScalar(const float* weights, const uint8_t* code, size_t dim) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < dim; ++i) sum += weights[i] * static_cast<float>(code[i]);
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float CodeSumAvx2(const float* weights, const uint8_t* code,
+                                                      size_t dim) {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i));
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(weights + i), lo, acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(weights + i + 8), hi, acc1);
+  }
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+  float total = _mm_cvtss_f32(sum);
+  for (; i < dim; ++i) total += weights[i] * static_cast<float>(code[i]);
+  return total;
+}
+
+__attribute__((target("avx512f"))) float CodeSumAvx512(const float* weights, const uint8_t* code,
+                                                       size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps();
+  __m512 acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    const __m512 lo = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i))));
+    const __m512 hi = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16))));
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), lo, acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i + 16), hi, acc1);
+  }
+  for (; i + 16 <= dim; i += 16) {
+    const __m512 lo = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i))));
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), lo, acc0);
+  }
+  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; i < dim; ++i) total += weights[i] * static_cast<float>(code[i]);
+  return total;
+}
+
+using DotFn = float (*)(const float*, const float*, size_t);
+using CodeSumFn = float (*)(const float*, const uint8_t*, size_t);
+
+struct Kernels {
+  DotFn dot;
+  CodeSumFn code_sum;
+};
+
+Kernels Pick() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return {DotAvx512, CodeSumAvx512};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return {DotAvx2, CodeSumAvx2};
+  }
+  return {DotScalar, CodeSumScalar};
+}
+
+const Kernels kKernels = Pick();
+const DotFn kDot = kKernels.dot;
+
+}  // namespace
+
+float Dot(const float* a, const float* b, size_t dim) { return kDot(a, b, dim); }
+
+void Dots(const float* query, const float* base, size_t dim, size_t n, float* out) {
+  const DotFn dot = kDot;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 < n) __builtin_prefetch(base + (i + 2) * dim);
+    out[i] = dot(query, base + i * dim, dim);
+  }
+}
+
+float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim) {
+  return kKernels.code_sum(weights, code, dim);
+}
+
+}  // namespace thrifty::route::internal
