@@ -450,6 +450,52 @@ def run(provider: str, catalog) -> Dict[str, Any]:
     return result
 
 
+def routing_check(catalog) -> Dict[str, Any]:
+    """Cache-aware routing on thrifty's Anthropic stream.
+
+    Two routers choose between the session's model (claude-sonnet-4-6, warm after the first
+    turn) and a cheaper-listed cold model (gpt-6.1-terra): one with the PrefixTracker, one
+    without. Reported: how often each picks the warm model, and how far each router's
+    expected input cost for the warm model is from the input cost the rules give.
+    """
+    warm_model, cold_model = MODELS["anthropic"], MODELS["openai"]
+    pair = thrifty.Catalog([catalog.get(warm_model), catalog.get(cold_model)])
+    spec = pair.get(warm_model)
+    now = [0.0]
+    tracker = thrifty.PrefixTracker(pair, clock=lambda: now[0])  # the workload's clock
+    with_tracker = thrifty.Router(pair, predictor="prior", tracker=tracker, quality_threshold=0.5)
+    without = thrifty.Router(pair, predictor="prior", quality_threshold=0.5)
+    rng = random.Random(SEED)
+    static = make_static(rng)
+    work = sessions(rng, static)
+    ref = RulesReference(pair, "anthropic", warm_model)
+    picks = {"with": 0, "without": 0}
+    errors = {"with": [], "without": []}
+    turns = 0
+    for session in work:
+        for turn in session["turns"]:
+            request, _ = thrifty_request("anthropic", warm_model, static, turn)
+            now[0] = turn["t"]
+            decisions = {"with": with_tracker.route(request), "without": without.route(request)}
+            usage = ref.send(request, turn["t"])
+            realized = catalog.cost(spec, usage)
+            for name, d in decisions.items():
+                picks[name] += d.model == warm_model
+                out = d.output_tokens[warm_model] * spec.output_per_mtok / 1e6
+                expected_input = d.expected_cost[warm_model] - out
+                errors[name].append(abs(expected_input - realized) / realized)
+            tracker.observe("anthropic", warm_model, request, usage)
+            turns += 1
+    med = {k: sorted(v)[len(v) // 2] for k, v in errors.items()}
+    return {
+        "turns": turns,
+        "warm_model_picked_with_tracker": picks["with"] / turns,
+        "warm_model_picked_without": picks["without"] / turns,
+        "median_input_cost_error_with_tracker": med["with"],
+        "median_input_cost_error_without": med["without"],
+    }
+
+
 def main() -> None:
     catalog = thrifty.Catalog.default()
     rng = random.Random(SEED)
@@ -510,6 +556,24 @@ def main() -> None:
             for r in results
         ],
     )
+    routing = routing_check(catalog)
+    print_table(
+        f"cache-aware routing: {MODELS['anthropic']} (warm) vs {MODELS['openai']} (cold), "
+        f"{routing['turns']} turns",
+        ["router", "picks warm model", "median |input-cost error|"],
+        [
+            (
+                "with PrefixTracker",
+                routing["warm_model_picked_with_tracker"],
+                routing["median_input_cost_error_with_tracker"],
+            ),
+            (
+                "without",
+                routing["warm_model_picked_without"],
+                routing["median_input_cost_error_without"],
+            ),
+        ],
+    )
     anth = results[0]
     reduction = (
         1 - anth["thrifty"]["first_session_cost_usd"] / anth["naive"]["first_session_cost_usd"]
@@ -522,7 +586,13 @@ def main() -> None:
     )
     write_json(
         "bench_prompt_cache",
-        {"static_tokens": static_tokens, "seed": SEED, "turns": TURNS, "results": results},
+        {
+            "static_tokens": static_tokens,
+            "seed": SEED,
+            "turns": TURNS,
+            "results": results,
+            "routing": routing,
+        },
     )
 
 

@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <thread>  // std::thread
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "test_util.h"
@@ -271,13 +273,26 @@ TEST(PromptBuilderTest, LintNamesSegmentAndTextAndCanMoveIt) {
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan->warnings.size(), 2u);
   EXPECT_EQ(plan->warnings[0].segment, "system[0]");
-  EXPECT_EQ(plan->warnings[0].kind, "uuid");
-  EXPECT_EQ(plan->warnings[1].text, "2026-11-22T10:31:00Z");
-  EXPECT_TRUE(plan->warnings[1].moved);
+  EXPECT_EQ(plan->warnings[0].text, "2026-11-22T10:31:00Z");
+  EXPECT_EQ(plan->warnings[0].kind, "date");
+  EXPECT_TRUE(plan->warnings[0].moved);
+  EXPECT_EQ(plan->warnings[1].kind, "uuid");
   const std::string system = plan->request["system"][0]["text"];
   EXPECT_EQ(system.find("2026-11-22"), std::string::npos);
   const std::string first_user = plan->request["messages"][0]["content"][0]["text"];
   EXPECT_THAT(first_user, HasSubstr("Today is 2026-11-22T10:31:00Z."));
+}
+
+TEST(LintTest, FindsEachKindOnceAndIgnoresPlainNumbers) {
+  const auto found = LintText("system[0]",
+                              "Version 3 of the guide, 12 rules.\n"
+                              "Run at 09:15 on 22 November 2026, ts 1795000000.\n"
+                              "trace deadbeefcafe12345678 and key sk_4f9QzL2mNp8RtY6vWx1\n"
+                              "not an id: abcdefabcdefabcdef (no digit)");
+  std::vector<std::string> kinds;
+  for (const auto& w : found) kinds.push_back(w.kind);
+  EXPECT_THAT(kinds, ::testing::ElementsAre("date", "time", "timestamp", "random_id", "random_id"));
+  EXPECT_EQ(found[0].text, "22 November 2026");
 }
 
 TEST(PromptBuilderTest, BadInputErrors) {
@@ -435,6 +450,30 @@ TEST(PrefixTrackerTest, PredictCachedTokensSeamNeverThrows) {
   EXPECT_EQ(seam.PredictCachedTokens(*catalog->Find("gpt-x"), json("not a request")), 0);
   ASSERT_TRUE(tracker.Observe("", "gpt-x", OpenAIRequest(1), {}).ok());
   EXPECT_GE(seam.PredictCachedTokens(*catalog->Find("gpt-x"), OpenAIRequest(2)), 1024);
+}
+
+TEST(PrefixTrackerTest, ConcurrentPredictAndObserve) {
+  PrefixTrackerOptions options;
+  options.max_entries = 500;  // small, so eviction runs while others read
+  auto catalog = TestCatalog();
+  PrefixTracker tracker(catalog, std::make_shared<ManualClock>(0), options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&tracker, &catalog, t] {
+      for (int i = 0; i < 25; ++i) {
+        json r = OpenAIRequest(i % 3);
+        r["messages"][0]["content"] = Words(300, "t" + std::to_string(t));
+        if (t % 2 == 0) {
+          EXPECT_TRUE(tracker.Observe("", "gpt-x", r, {}).ok());
+        } else {
+          EXPECT_GE(tracker.PredictCachedTokens(*catalog->Find("gpt-x"), r), 0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(tracker.stats().observations, 50);
+  EXPECT_LE(tracker.size(), 500u);
 }
 
 }  // namespace

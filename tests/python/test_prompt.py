@@ -500,3 +500,55 @@ def test_from_request_round_trip_through_the_sdk_and_tracker():
             messages.append({"role": "assistant", "content": response.content[0].text})
     assert len(server.bodies) == 3
     assert tracker.stats()["observations"] == 3
+
+
+# --- cache-aware routing (the router's CachedTokensPredictor seam) ------------------------
+
+
+def routing_catalog():
+    quality = {c: 0.9 for c in ("chat", "code", "math", "reasoning", "extraction", "long_context")}
+    return thrifty.Catalog(
+        [
+            thrifty.ModelSpec(
+                "big-claude",
+                "anthropic",
+                3.0,
+                15.0,
+                cached_input_per_mtok=0.3,
+                cache_write_5m_per_mtok=3.75,
+                quality=quality,
+            ),
+            thrifty.ModelSpec(
+                "small-gpt", "openai", 1.0, 15.0, cached_input_per_mtok=0.1, quality=quality
+            ),
+        ]
+    )
+
+
+def test_a_warm_prefix_flips_the_router_to_the_warm_expensive_model():
+    catalog = routing_catalog()
+    tracker = thrifty.PrefixTracker(catalog)
+    router = thrifty.Router(catalog, predictor="prior", tracker=tracker, quality_threshold=0.5)
+
+    def turn(n):
+        return (
+            thrifty.PromptBuilder("anthropic", "big-claude", catalog=catalog)
+            .add_tools(TOOLS_ANTHROPIC)
+            .add_system(SYSTEM)
+            .add_history(history(n))
+            .add_user(f"question {n}")
+            .build()
+            .request
+        )
+
+    cold = router.route(turn(1))
+    assert cold.model == "small-gpt" and cold.cached_tokens["big-claude"] == 0
+    tracker.observe("anthropic", "big-claude", turn(1))  # the session ran on big-claude
+    warm = router.route(turn(2))
+    assert warm.cached_tokens["big-claude"] > 8000
+    assert warm.cached_tokens["small-gpt"] == 0
+    assert warm.model == "big-claude"
+    assert warm.expected_cost["big-claude"] < warm.expected_cost["small-gpt"]
+    # Without the tracker the router only sees list prices.
+    router.attach_tracker(None)
+    assert router.route(turn(2)).model == "small-gpt"

@@ -157,7 +157,13 @@ absl::StatusOr<ProviderCacheRules> ProviderCacheRulesFromJson(std::string_view p
                                                "'; accepted: ", absl::StrJoin(accepted, ", ")));
     }
   }
-  const std::string mode = e.value("mode", std::string("none"));
+  std::string mode = "none";
+  if (auto it = e.find("mode"); it != e.end()) {
+    if (!it->is_string()) {
+      return Bad(provider, "mode", "one of none, explicit, automatic, implicit", *it);
+    }
+    mode = it->get<std::string>();
+  }
   if (mode == "none") {
     r.mode = CacheMode::kNone;
   } else if (mode == "explicit") {

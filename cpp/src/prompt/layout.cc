@@ -184,9 +184,10 @@ absl::Status AddMessage(Builder& b, const json& message, std::string label, int 
 }
 
 std::string ToolLabel(const json& tool, size_t i) {
-  std::string_view name = StringField(tool, "name");
-  if (name.empty())
-    name = StringField(tool.is_object() ? tool.value("function", json()) : json(), "name");
+  std::string name(StringField(tool, "name"));
+  if (name.empty() && tool.is_object()) {
+    if (auto fn = tool.find("function"); fn != tool.end()) name = StringField(*fn, "name");
+  }
   return name.empty() ? StrCat("tools[", i, "]") : StrCat("tools[", name, "]");
 }
 

@@ -159,7 +159,9 @@ absl::StatusOr<std::vector<Block>> ParseContent(const json& content, const std::
       if (b.input.is_array()) {
         for (auto& item : b.input) item = WithoutCacheControl(item);
       }
-      b.is_error = part.value("is_error", false);
+      if (auto err = part.find("is_error"); err != part.end() && err->is_boolean()) {
+        b.is_error = err->get<bool>();
+      }
     } else {
       b.type = "raw";
       b.raw = WithoutCacheControl(part);
@@ -577,7 +579,6 @@ absl::StatusOr<PromptBuilder> PromptBuilder::FromRequest(
     rest.erase("messages");
   }
   rest.erase("cache_control");
-  rest.erase("model");
   std::vector<Message> parsed;
   if (messages != nullptr) {
     if (messages->is_string()) {

@@ -165,8 +165,10 @@ class PromptBuilder {
   std::optional<Message> user_;
 };
 
-// Lint of one static text: every date, time, timestamp, UUID or random-looking id.
+// Lint of one static text: every date, time, timestamp, UUID or random-looking id, line by
+// line. Memoized (thread-safe): static segments repeat on every call.
 std::vector<LintWarning> LintText(std::string_view segment, std::string_view text);
+std::vector<LintWarning> LintTextUncached(std::string_view segment, std::string_view text);
 
 }  // namespace thrifty::prompt
 
