@@ -265,6 +265,13 @@ TEST(RedisCodec, SemanticRecordsRoundTripAndFailTheirChecksumWhenDamaged) {
     EXPECT_FALSE(RedisSemanticSync::DecodeRecord(damaged).ok()) << "byte " << i;
   }
   EXPECT_FALSE(RedisSemanticSync::DecodeRecord(data.substr(0, data.size() - 1)).ok());
+
+  SemanticRecord deletion;  // a delete carries no vector
+  deletion.query = "gone";
+  back = RedisSemanticSync::DecodeRecord(RedisSemanticSync::EncodeRecord(deletion));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->vector.empty());
+  EXPECT_EQ(back->query, "gone");
 }
 
 TEST(RedisCodec, StreamIdsCompareAsNumbers) {

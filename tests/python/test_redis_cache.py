@@ -357,3 +357,67 @@ def test_a_full_redis_drops_writes_without_raising(redis_server):
     assert stats["dropped_writes"] > 0 and stats["reply_errors"] > 0
     assert stats["state"] == "closed"  # the server answered: not a connectivity failure
     assert cache.get("small") == "fits"
+
+
+def _churn_worker(url, index, started, restarted, results):
+    import warnings
+
+    import thrifty
+
+    warnings.simplefilter("ignore")  # CacheBackendWarning is expected here
+    errors, hits_after_restart = [], 0
+    try:
+        exact = thrifty.ExactCache(backend=url)
+        sem = thrifty.SemanticCache(thrifty.HashingEmbedder(), backend=url)
+        started.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            key = f"churn-{index}-{i % 50}"
+            try:
+                exact.put(key, "v")
+                exact.get(key)
+                exact.get_many([key, "churn-0-1"])
+                sem.put(f"{QUERIES[index]} variant {i % 20}", "a")
+                if restarted.is_set():
+                    peer = f"churn-{(index + 1) % N_PROCS}-{i % 50}"
+                    hits_after_restart += exact.get(peer) is not None
+                    if hits_after_restart >= 5:
+                        break
+            except Exception as error:  # noqa: BLE001 - the test counts any exception
+                errors.append(repr(error))
+            time.sleep(0.002)
+    except Exception as error:  # noqa: BLE001
+        errors.append(repr(error))
+    results.put((index, errors, hits_after_restart))
+
+
+def test_four_processes_see_no_errors_while_redis_dies_and_comes_back(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    server = RedisServer(tmp_path / "r").start()
+    url = server.url(breaker_cooldown=0.2, timeout=0.5)
+    ctx = mp.get_context("spawn")
+    started, restarted, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_churn_worker, args=(url, i, started, restarted, results))
+        for i in range(N_PROCS)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        started.set()
+        time.sleep(1.0)
+        server.kill()  # mid-run
+        time.sleep(1.0)
+        server.start()
+        restarted.set()
+        got = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+    finally:
+        server.stop()
+    for index, errors, hits_after_restart in got:
+        assert errors == [], (index, errors[:3])
+        assert hits_after_restart >= 5, index  # sharing resumed after the restart

@@ -120,37 +120,51 @@ absl::StatusOr<std::shared_ptr<CachedValue>> RedisExactStore::DecodeValue(std::s
   return value;
 }
 
-std::shared_ptr<const CachedValue> RedisExactStore::FromReply(const RedisReply& reply) {
+std::shared_ptr<const CachedValue> RedisExactStore::FromReply(const RedisReply& reply,
+                                                              GetCounts& counts) const {
   if (reply.type != RedisReply::Type::kString) {
-    if (reply.is_error()) failed_gets_.fetch_add(1, std::memory_order_relaxed);
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    if (reply.is_error()) ++counts.failed;
+    ++counts.misses;
     return nullptr;
   }
   absl::StatusOr<std::shared_ptr<CachedValue>> value = DecodeValue(reply.str);
   if (!value.ok()) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    ++counts.corrupt;
+    ++counts.misses;
     return nullptr;
   }
   if ((*value)->expires_at != absl::InfiniteFuture() && (*value)->ExpiredAt(clock_->Now())) {
-    expirations_.fetch_add(1, std::memory_order_relaxed);
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    ++counts.expired;
+    ++counts.misses;
     return nullptr;
   }
-  hits_.fetch_add(1, std::memory_order_relaxed);
-  saved_usd_.fetch_add((*value)->metadata.cost_usd, std::memory_order_relaxed);
+  ++counts.hits;
+  counts.saved_usd += (*value)->metadata.cost_usd;
   return *std::move(value);
+}
+
+void RedisExactStore::Count(const GetCounts& counts) const {
+  // One update per call, not per key: threads share these cache lines.
+  if (counts.hits) hits_.fetch_add(counts.hits, std::memory_order_relaxed);
+  if (counts.misses) misses_.fetch_add(counts.misses, std::memory_order_relaxed);
+  if (counts.failed) failed_gets_.fetch_add(counts.failed, std::memory_order_relaxed);
+  if (counts.corrupt) corrupt_.fetch_add(counts.corrupt, std::memory_order_relaxed);
+  if (counts.expired) expirations_.fetch_add(counts.expired, std::memory_order_relaxed);
+  if (counts.saved_usd != 0.0) saved_usd_.fetch_add(counts.saved_usd, std::memory_order_relaxed);
 }
 
 std::shared_ptr<const CachedValue> RedisExactStore::Get(std::string_view ns, std::string_view key) {
   const std::string redis_key = EntryKey(client_->url().prefix, ns, key);
   absl::StatusOr<RedisReply> reply = client_->Command({"GET", redis_key});
-  if (!reply.ok()) {
-    failed_gets_.fetch_add(1, std::memory_order_relaxed);
-    misses_.fetch_add(1, std::memory_order_relaxed);
-    return nullptr;
+  GetCounts counts;
+  std::shared_ptr<const CachedValue> value;
+  if (reply.ok()) {
+    value = FromReply(*reply, counts);
+  } else {
+    counts.failed = counts.misses = 1;
   }
-  return FromReply(*reply);
+  Count(counts);
+  return value;
 }
 
 std::vector<std::shared_ptr<const CachedValue>> RedisExactStore::GetMany(
@@ -175,7 +189,9 @@ std::vector<std::shared_ptr<const CachedValue>> RedisExactStore::GetMany(
     misses_.fetch_add(keys.size(), std::memory_order_relaxed);
     return out;
   }
-  for (size_t i = 0; i < keys.size(); ++i) out[i] = FromReply(reply->elements[i]);
+  GetCounts counts;
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = FromReply(reply->elements[i], counts);
+  Count(counts);
   return out;
 }
 

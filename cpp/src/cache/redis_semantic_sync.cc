@@ -59,7 +59,9 @@ std::string RedisSemanticSync::EncodeRecord(const SemanticRecord& r) {
         std::string_view(r.value.model), std::string_view(r.value.data)}) {
     Append<uint32_t>(out, static_cast<uint32_t>(s.size()));
   }
-  out.append(reinterpret_cast<const char*>(r.vector.data()), r.vector.size() * sizeof(float));
+  if (!r.vector.empty()) {
+    out.append(reinterpret_cast<const char*>(r.vector.data()), r.vector.size() * sizeof(float));
+  }
   out.append(r.ns);
   out.append(r.context);
   out.append(r.query);
@@ -100,7 +102,7 @@ absl::StatusOr<SemanticRecord> RedisSemanticSync::DecodeRecord(std::string_view 
   }
   size_t at = kHeaderBytes;
   r.vector.resize(dim);
-  std::memcpy(r.vector.data(), p + at, dim * sizeof(float));
+  if (dim > 0) std::memcpy(r.vector.data(), p + at, dim * sizeof(float));  // deletes have none
   at += dim * sizeof(float);
   std::string* fields[5] = {&r.ns, &r.context, &r.query, &r.value.model, &r.value.data};
   for (int i = 0; i < 5; ++i) {

@@ -84,8 +84,13 @@ class RedisExactStore final : public ExactStore {
 
  private:
   RedisExactStore(std::shared_ptr<RedisClient> client, RedisExactStoreOptions options);
-  // The entry for one GET reply (null on a miss), counting hits/misses.
-  std::shared_ptr<const CachedValue> FromReply(const RedisReply& reply);
+  struct GetCounts {
+    uint64_t hits = 0, misses = 0, failed = 0, corrupt = 0, expired = 0;
+    double saved_usd = 0.0;
+  };
+  // The entry for one GET reply (null on a miss), counted into `counts`.
+  std::shared_ptr<const CachedValue> FromReply(const RedisReply& reply, GetCounts& counts) const;
+  void Count(const GetCounts& counts) const;
   absl::StatusOr<std::shared_ptr<CachedValue>> Prepare(std::string value, ValueKind kind,
                                                        EntryMetadata metadata,
                                                        std::optional<absl::Duration> ttl) const;
