@@ -87,6 +87,8 @@ class KnnPredictor final : public QualityPredictor {
   // Re-indexes data_ (HNSW when large enough); moves the vectors into the index.
   void Reindex();
   void SearchInto(const float* query, size_t k, std::vector<std::pair<float, uint32_t>>& out) const;
+  // With HNSW: the `count` nodes most similar to `query` by the 8-bit codes (beam width `ef`).
+  void WalkSq8(const float* query, size_t ef, size_t count, std::vector<int32_t>& ids) const;
 
   Priors priors_;
   const size_t dim_;
