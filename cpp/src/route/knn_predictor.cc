@@ -534,6 +534,8 @@ void KnnPredictor::Save(std::string& out) const {
     PutU64(out, 1);
     PutStr(out,
            std::string_view(reinterpret_cast<const char*>(writer.data.data()), writer.data.size()));
+    PutVec(out, sq_min_);  // the quantizer, which Load reads back
+    PutVec(out, sq_step_);
   } else {
     PutU64(out, 0);
     PutVec(out, data_.embeddings);
