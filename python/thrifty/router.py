@@ -56,8 +56,8 @@ class KnnPredictor:
     max_examples: int = 200_000
     exact_below: int = 4096
     hnsw_m: int = 16
-    ef_construction: int = 40
-    ef_search: int = 64
+    ef_construction: int = 80
+    ef_search: int = 40
     kind = "knn"
 
 

@@ -338,6 +338,18 @@ TEST(KnnPredictorTest, HnswMatchesExactAndEvictsOldest) {
     agree += !b.empty() && b[0].second == a[0].second;
   }
   EXPECT_GE(agree, 98u);
+  // Save and load keep the graph and its quantizer: the same neighbours.
+  std::string saved;
+  hnsw->Save(saved);
+  auto loaded = *KnnPredictor::Create(Priors::FromCatalog(catalog), dim, hnsw_options);
+  std::string_view in = saved;
+  ASSERT_TRUE(loaded->Load(in).ok());
+  EXPECT_TRUE(in.empty());
+  EXPECT_TRUE(loaded->uses_hnsw());
+  for (size_t i = 0; i < 20; ++i) {
+    std::span<const float> q(set.embeddings.data() + i * dim, dim);
+    EXPECT_EQ(loaded->Neighbours(q, 5), hnsw->Neighbours(q, 5));
+  }
   // The memory bound: 1000 examples; adding more evicts the oldest.
   KnnOptions small = hnsw_options;
   small.max_examples = 1000;

@@ -7,12 +7,10 @@
 #include "bytes.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexHNSW.h"
-#include "faiss/impl/AuxIndexStructures.h"  // faiss::VisitedTable
 #include "faiss/impl/DistanceComputer.h"
 #include "faiss/impl/HNSW.h"
 #include "faiss/impl/io.h"  // faiss::VectorIOWriter / VectorIOReader
 #include "faiss/index_io.h"
-#include "faiss/utils/Heap.h"
 #include "faiss/utils/distances.h"
 #include "simd.h"
 #include "thrifty/base/strings.h"
@@ -70,40 +68,6 @@ void AdoptStorage(faiss::IndexHNSWFlat& index) {
   index.storage = storage.release();
   index.own_fields = true;
 }
-
-// Negated inner product of the query with 8-bit codes: code c of dimension i decodes to
-// min[i] + c * step[i], so <q, x> = sum q_i min_i + sum (q_i step_i) c_i.
-class Sq8NegatedInnerProduct final : public faiss::DistanceComputer {
- public:
-  Sq8NegatedInnerProduct(const uint8_t* codes, const float* min, const float* step, size_t dim)
-      : codes_(codes), min_(min), step_(step), dim_(dim), weights_(dim) {}
-  void set_query(const float* x) override {
-    bias_ = 0;
-    for (size_t i = 0; i < dim_; ++i) {
-      weights_[i] = x[i] * step_[i];
-      bias_ += x[i] * min_[i];
-    }
-  }
-  float operator()(idx_t i) override {
-    return -(bias_ + internal::WeightedCodeSum(weights_.data(), codes_ + i * dim_, dim_));
-  }
-  float symmetric_dis(idx_t i, idx_t j) override {  // not used by search
-    float sum = 0;
-    for (size_t d = 0; d < dim_; ++d) {
-      sum +=
-          (min_[d] + codes_[i * dim_ + d] * step_[d]) * (min_[d] + codes_[j * dim_ + d] * step_[d]);
-    }
-    return -sum;
-  }
-
- private:
-  const uint8_t* codes_;
-  const float* min_;
-  const float* step_;
-  const size_t dim_;
-  std::vector<float> weights_;
-  float bias_ = 0;
-};
 
 bool IsZero(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
@@ -277,6 +241,181 @@ void KnnPredictor::EncodeSq8(const float* x, size_t n) {
   }
 }
 
+namespace {
+
+// Rows are scattered, so the hardware prefetcher cannot guess them: prefetch every cache line
+// of a row a few rows before it is read.
+inline void PrefetchRow(const void* row, size_t bytes) {
+  const char* p = static_cast<const char*>(row);
+  for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset);
+}
+constexpr size_t kRerankPrefetch = 4;  // float rows (1 KiB at 256-d) ahead in re-ranking
+constexpr size_t kCodePrefetch = 8;    // 8-bit code rows ahead in the walk
+
+struct Scored {
+  float similarity;
+  int32_t id;
+};
+// Heap orders: candidates pop the most similar first, results the least similar first.
+// (Function objects, not functions: std::push_heap inlines them.)
+struct LessSimilar {
+  bool operator()(const Scored& a, const Scored& b) const { return a.similarity < b.similarity; }
+};
+struct MoreSimilar {
+  bool operator()(const Scored& a, const Scored& b) const { return a.similarity > b.similarity; }
+};
+
+// Per-thread scratch of the walk: nothing is allocated per query once warm.
+struct WalkScratch {
+  std::vector<uint64_t> visited;  // one bit per node; cleared after each query via `touched`
+  std::vector<int32_t> touched;
+  std::vector<Scored> candidates, results;
+  std::vector<int32_t> fresh;
+  std::vector<float> weights;
+  std::vector<int16_t> weights16;
+  std::vector<int32_t> ids;                            // the walk's candidates
+  std::vector<float> sims;                             // the exact scan's similarities
+  std::vector<std::pair<float, uint32_t>> neighbours;  // Predict's
+  std::vector<double> sums;                            // Predict's per-model sums
+};
+
+// The calling thread's scratch. Reached once per call and passed by reference: each access to
+// a thread_local from a shared library costs a __tls_get_addr call (~5% of a route()).
+__attribute__((noinline)) WalkScratch& ThreadScratch() {
+  thread_local WalkScratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+// The HNSW search over 8-bit codes, written here instead of faiss::HNSW::search: Debian's
+// FAISS reads each neighbour through a virtual call without prefetching and is compiled for
+// baseline x86-64; with 100k examples the codes (25 MB at 256-d) do not fit in cache, so the
+// walk is bound by memory latency and prefetching the neighbours' codes is most of the win.
+// Same algorithm: greedy descent through the upper levels, then a best-first beam of width
+// `ef` on level 0. `ids` gets the `count` most similar nodes (by quantized similarity).
+void KnnPredictor::WalkSq8(const float* query, size_t ef, size_t count,
+                           std::vector<int32_t>& ids) const {
+  WalkScratch& s = ThreadScratch();
+  const faiss::HNSW& g = hnsw_->hnsw;
+  const size_t n = data_.size();
+  const uint8_t* codes = sq_codes_.data();
+  const size_t dim = dim_;
+  // <q, x> = sum q_i min_i + sum (q_i step_i) c_i. The first term is the same for every node,
+  // so the walk ranks by the second, with the weights q_i step_i rounded to 16-bit integers
+  // (scaled so that the largest is as large as the int32 sum allows): ranking error ~1e-4 of
+  // the weights' scale, below the 8-bit codes' own; the candidates are re-ranked exactly.
+  s.weights.resize(dim);
+  s.weights16.resize(dim);
+  float* weights = s.weights.data();
+  float largest = 0.0f;
+  for (size_t d = 0; d < dim; ++d) {
+    weights[d] = query[d] * sq_step_[d];
+    largest = std::max(largest, std::abs(weights[d]));
+  }
+  const double limit =
+      std::min(32767.0, std::floor(2147483647.0 / (255.0 * static_cast<double>(dim))));
+  const float scale = largest > 0.0f ? static_cast<float>(limit / largest) : 0.0f;
+  int16_t* weights16 = s.weights16.data();
+  for (size_t d = 0; d < dim; ++d) {
+    weights16[d] = static_cast<int16_t>(std::lround(weights[d] * scale));
+  }
+  auto similarity = [&](int32_t v) {
+    return static_cast<float>(
+        internal::CodeDot(weights16, codes + size_t(static_cast<uint32_t>(v)) * dim, dim));
+  };
+  const int32_t* links = g.neighbors.data();
+  const size_t* offsets = g.offsets.data();
+  const int* level_start = g.cum_nneighbor_per_level.data();
+  ids.clear();
+  if (g.entry_point < 0) return;
+
+  int32_t entry = g.entry_point;
+  float entry_similarity = similarity(entry);
+  for (int level = g.max_level; level >= 1; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const int32_t* begin = links + offsets[entry] + level_start[level];
+      const int32_t* end = links + offsets[entry] + level_start[level + 1];
+      for (const int32_t* p = begin; p != end && *p >= 0; ++p) {
+        PrefetchRow(codes + size_t(static_cast<uint32_t>(*p)) * dim, dim);
+      }
+      for (const int32_t* p = begin; p != end && *p >= 0; ++p) {
+        const float sim = similarity(*p);
+        if (sim > entry_similarity) {
+          entry_similarity = sim;
+          entry = *p;
+          moved = true;
+        }
+      }
+    }
+  }
+
+  if (s.visited.size() * 64 < n) s.visited.resize((n + 63) / 64, 0);
+  uint64_t* visited = s.visited.data();
+  std::vector<int32_t>& touched = s.touched;
+  auto seen = [visited, &touched](int32_t v) {  // marks v; true if it was marked already
+    uint64_t& word = visited[static_cast<uint32_t>(v) >> 6];
+    const uint64_t bit = uint64_t{1} << (static_cast<uint32_t>(v) & 63);
+    if (word & bit) return true;
+    word |= bit;
+    touched.push_back(v);
+    return false;
+  };
+  const size_t degree = static_cast<size_t>(level_start[1] - level_start[0]);
+  s.fresh.resize(degree);
+  int32_t* fresh = s.fresh.data();
+  std::vector<Scored>& candidates = s.candidates;
+  std::vector<Scored>& results = s.results;
+  candidates.clear();
+  results.clear();
+  candidates.push_back({entry_similarity, entry});
+  results.push_back({entry_similarity, entry});
+  seen(entry);
+  while (!candidates.empty()) {
+    const Scored current = candidates.front();
+    if (results.size() >= ef && current.similarity < results.front().similarity) break;
+    std::pop_heap(candidates.begin(), candidates.end(), LessSimilar{});
+    candidates.pop_back();
+    if (!candidates.empty()) __builtin_prefetch(links + offsets[candidates.front().id]);
+    const int32_t* neighbours = links + offsets[current.id] + level_start[0];
+    size_t n_fresh = 0;
+    for (size_t j = 0; j < degree; ++j) {
+      const int32_t v = neighbours[j];
+      if (v < 0) break;
+      if (!seen(v)) fresh[n_fresh++] = v;
+    }
+    for (size_t j = 0; j < std::min(n_fresh, kCodePrefetch); ++j) {
+      PrefetchRow(codes + size_t(static_cast<uint32_t>(fresh[j])) * dim, dim);
+    }
+    for (size_t j = 0; j < n_fresh; ++j) {
+      if (j + kCodePrefetch < n_fresh) {
+        PrefetchRow(codes + size_t(static_cast<uint32_t>(fresh[j + kCodePrefetch])) * dim, dim);
+      }
+      const int32_t v = fresh[j];
+      const float sim = similarity(v);
+      if (results.size() < ef || sim > results.front().similarity) {
+        __builtin_prefetch(&offsets[v]);  // in case it is expanded next
+        candidates.push_back({sim, v});
+        std::push_heap(candidates.begin(), candidates.end(), LessSimilar{});
+        results.push_back({sim, v});
+        std::push_heap(results.begin(), results.end(), MoreSimilar{});
+        if (results.size() > ef) {
+          std::pop_heap(results.begin(), results.end(), MoreSimilar{});
+          results.pop_back();
+        }
+      }
+    }
+  }
+  for (int32_t v : touched) visited[static_cast<uint32_t>(v) >> 6] = 0;
+  touched.clear();
+  std::sort(results.begin(), results.end(), [](const Scored& a, const Scored& b) {
+    return a.similarity > b.similarity || (a.similarity == b.similarity && a.id < b.id);
+  });
+  const size_t take = std::min(count, results.size());
+  for (size_t i = 0; i < take; ++i) ids.push_back(results[i].id);
+}
+
 void KnnPredictor::SearchInto(const float* query, size_t k,
                               std::vector<std::pair<float, uint32_t>>& out) const {
   out.clear();
@@ -284,7 +423,7 @@ void KnnPredictor::SearchInto(const float* query, size_t k,
   if (n == 0 || k == 0) return;
   k = std::min(k, n);
   if (!hnsw_) {
-    thread_local std::vector<float> sims;
+    std::vector<float>& sims = ThreadScratch().sims;
     sims.resize(n);
     internal::Dots(query, data_.embeddings.data(), dim_, n, sims.data());
     // Top k by a min-heap of (similarity, -index): ties keep the lower index.
@@ -305,28 +444,19 @@ void KnnPredictor::SearchInto(const float* query, size_t k,
     std::sort_heap(out.begin(), out.end(), worse);
     return;
   }
-  thread_local std::unique_ptr<faiss::VisitedTable> visited;
-  if (!visited || visited->visited.size() < n) {
-    visited = std::make_unique<faiss::VisitedTable>(static_cast<int>(n + n / 4 + 1024));
-  }
-  Sq8NegatedInnerProduct distance(sq_codes_.data(), sq_min_.data(), sq_step_.data(), dim_);
-  distance.set_query(query);
   const int ef = std::max<int>(options_.hnsw_ef_search, static_cast<int>(k));
   // Candidates from the quantized walk, re-ranked exactly.
   const size_t candidates = std::min(n, std::max<size_t>(k, std::min<size_t>(ef, 2 * k)));
-  thread_local std::vector<float> dist;
-  thread_local std::vector<faiss::Index::idx_t> ids;
-  dist.resize(candidates);
-  ids.resize(candidates);
-  faiss::maxheap_heapify(candidates, dist.data(), ids.data());
-  faiss::SearchParametersHNSW params;
-  params.efSearch = ef;
-  hnsw_->hnsw.search(distance, static_cast<int>(candidates), ids.data(), dist.data(), *visited,
-                     &params);
-  visited->advance();
+  std::vector<int32_t>& ids = ThreadScratch().ids;
+  WalkSq8(query, static_cast<size_t>(ef), candidates, ids);
   const float* xb = Vectors();
-  for (size_t i = 0; i < candidates; ++i) {
-    if (ids[i] < 0) continue;
+  for (size_t i = 0; i < std::min(ids.size(), kRerankPrefetch); ++i) {
+    PrefetchRow(xb + size_t(ids[i]) * dim_, dim_ * sizeof(float));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i + kRerankPrefetch < ids.size()) {
+      PrefetchRow(xb + size_t(ids[i + kRerankPrefetch]) * dim_, dim_ * sizeof(float));
+    }
     const auto id = static_cast<uint32_t>(ids[i]);
     out.emplace_back(internal::Dot(query, xb + size_t{id} * dim_, dim_), id);
   }
@@ -346,38 +476,54 @@ std::vector<std::pair<float, uint32_t>> KnnPredictor::Neighbours(std::span<const
 void KnnPredictor::Predict(const PredictInput& input, std::span<double> quality,
                            std::span<double> output_tokens) const {
   const size_t m = data_.models;
-  thread_local std::vector<std::pair<float, uint32_t>> neighbours;
+  WalkScratch& scratch = ThreadScratch();
+  std::vector<std::pair<float, uint32_t>>& neighbours = scratch.neighbours;
   neighbours.clear();
   if (input.embedding.size() == dim_ && !IsZero(input.embedding)) {
     SearchInto(input.embedding.data(), options_.k, neighbours);
   }
-  thread_local std::vector<double> weights;
-  weights.resize(neighbours.size());
-  for (size_t i = 0; i < neighbours.size(); ++i) {
-    const double s = std::max(0.0f, neighbours[i].first);
-    weights[i] = options_.power == 0 ? 1.0 : std::pow(s, options_.power);
+  // The neighbours' label rows are scattered over the label matrices: fetch them all at once.
+  const size_t row_bytes = m * sizeof(float);
+  for (const auto& [similarity, id] : neighbours) {
+    PrefetchRow(data_.quality.data() + size_t{id} * m, row_bytes);
+    PrefetchRow(data_.output_tokens.data() + size_t{id} * m, row_bytes);
   }
   const double shrink = options_.shrinkage;
+  // Sums per model, neighbour by neighbour (rows are contiguous): q_num, q_den, t_num, t_den.
+  std::vector<double>& sums = scratch.sums;
+  sums.resize(4 * m);
+  double* q_num = sums.data();
+  double* q_den = q_num + m;
+  double* t_num = q_den + m;
+  double* t_den = t_num + m;
   for (size_t j = 0; j < m; ++j) {
-    double q_num = shrink * priors_.quality(j, input.category);
-    double q_den = shrink;
-    double t_num = shrink * priors_.output_tokens(j, input.category);
-    double t_den = shrink;
-    for (size_t i = 0; i < neighbours.size(); ++i) {
-      const size_t row = size_t{neighbours[i].second} * m + j;
-      const float q = data_.quality[row];
+    q_num[j] = shrink * priors_.quality(j, input.category);
+    t_num[j] = shrink * priors_.output_tokens(j, input.category);
+    q_den[j] = t_den[j] = shrink;
+  }
+  for (const auto& [similarity, id] : neighbours) {
+    const double s = std::max(0.0f, similarity);
+    const double w = options_.power == 0   ? 1.0
+                     : options_.power == 2 ? s * s
+                                           : std::pow(s, options_.power);
+    const float* q_row = data_.quality.data() + size_t{id} * m;
+    const float* t_row = data_.output_tokens.data() + size_t{id} * m;
+    for (size_t j = 0; j < m; ++j) {
+      const float q = q_row[j];
       if (!std::isnan(q)) {
-        q_num += weights[i] * q;
-        q_den += weights[i];
+        q_num[j] += w * q;
+        q_den[j] += w;
       }
-      const float t = data_.output_tokens[row];
+      const float t = t_row[j];
       if (!std::isnan(t)) {
-        t_num += weights[i] * t;
-        t_den += weights[i];
+        t_num[j] += w * t;
+        t_den[j] += w;
       }
     }
-    quality[j] = std::clamp(q_num / q_den, 0.0, 1.0);
-    output_tokens[j] = std::max(1.0, t_num / t_den);
+  }
+  for (size_t j = 0; j < m; ++j) {
+    quality[j] = std::clamp(q_num[j] / q_den[j], 0.0, 1.0);
+    output_tokens[j] = std::max(1.0, t_num[j] / t_den[j]);
   }
 }
 
@@ -405,6 +551,8 @@ void KnnPredictor::Save(std::string& out) const {
     PutU64(out, 1);
     PutStr(out,
            std::string_view(reinterpret_cast<const char*>(writer.data.data()), writer.data.size()));
+    PutVec(out, sq_min_);  // the quantizer, which Load reads back
+    PutVec(out, sq_step_);
   } else {
     PutU64(out, 0);
     PutVec(out, data_.embeddings);

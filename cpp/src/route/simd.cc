@@ -97,6 +97,66 @@ __attribute__((target("avx512f"))) float CodeSumAvx512(const float* weights, con
   return total;
 }
 
+int32_t CodeDotScalar(const int16_t* weights, const uint8_t* code, size_t dim) {
+  int32_t sum = 0;
+  for (size_t i = 0; i < dim; ++i) sum += int32_t{weights[i]} * int32_t{code[i]};
+  return sum;
+}
+
+__attribute__((target("avx2"))) int32_t CodeDotAvx2(const int16_t* weights, const uint8_t* code,
+                                                    size_t dim) {
+  __m256i acc = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m256i c =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(weights + i));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(c, w));
+  }
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
+  int32_t total = _mm_cvtsi128_si32(sum);
+  for (; i < dim; ++i) total += int32_t{weights[i]} * int32_t{code[i]};
+  return total;
+}
+
+__attribute__((target("avx512f,avx512bw"))) int32_t CodeDotAvx512(const int16_t* weights,
+                                                                  const uint8_t* code, size_t dim) {
+  __m512i acc0 = _mm512_setzero_si512();
+  __m512i acc1 = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    const __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    const __m512i c1 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, _mm512_loadu_si512(weights + i)));
+    acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(c1, _mm512_loadu_si512(weights + i + 32)));
+  }
+  for (; i + 32 <= dim; i += 32) {
+    const __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, _mm512_loadu_si512(weights + i)));
+  }
+  int32_t total = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+  for (; i < dim; ++i) total += int32_t{weights[i]} * int32_t{code[i]};
+  return total;
+}
+
+using CodeDotFn = int32_t (*)(const int16_t*, const uint8_t*, size_t);
+
+CodeDotFn PickCodeDot() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    return CodeDotAvx512;
+  }
+  if (__builtin_cpu_supports("avx2")) return CodeDotAvx2;
+  return CodeDotScalar;
+}
+
+const CodeDotFn kCodeDot = PickCodeDot();
+
 using DotFn = float (*)(const float*, const float*, size_t);
 using CodeSumFn = float (*)(const float*, const uint8_t*, size_t);
 
@@ -131,6 +191,10 @@ void Dots(const float* query, const float* base, size_t dim, size_t n, float* ou
 
 float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim) {
   return kKernels.code_sum(weights, code, dim);
+}
+
+int32_t CodeDot(const int16_t* weights, const uint8_t* code, size_t dim) {
+  return kCodeDot(weights, code, dim);
 }
 
 }  // namespace thrifty::route::internal

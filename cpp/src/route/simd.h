@@ -22,6 +22,10 @@ void Dots(const float* query, const float* base, size_t dim, size_t n, float* ou
 // sum_i weights[i] * code[i]: the code-dependent part of an inner product with an 8-bit
 // scalar-quantized vector.
 float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim);
+// sum_i weights[i] * code[i] in exact integer arithmetic (AVX-512BW / AVX2 multiply-add of
+// 16-bit pairs: half the instructions of the float kernel). The caller keeps
+// dim * 255 * max|weights[i]| < 2^31.
+int32_t CodeDot(const int16_t* weights, const uint8_t* code, size_t dim);
 
 }  // namespace thrifty::route::internal
 
