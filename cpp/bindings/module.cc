@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterExactCache(m);
   thrifty::bindings::RegisterSemanticCache(m);
   thrifty::bindings::RegisterAgent(m);
+  thrifty::bindings::RegisterReplay(m);
 }

@@ -13,6 +13,7 @@ void RegisterEmbed(pybind11::module_& m);
 void RegisterExactCache(pybind11::module_& m);
 void RegisterSemanticCache(pybind11::module_& m);
 void RegisterAgent(pybind11::module_& m);
+void RegisterReplay(pybind11::module_& m);
 
 }  // namespace thrifty::bindings
 

@@ -1,5 +1,6 @@
 """thrifty: cut what LLM applications pay for inference without cutting the quality they need."""
 
+from thrifty import synth, trace  # noqa: E402  (modules: thrifty.synth.generate, thrifty.trace.read_trace)
 from thrifty._core import (
     AgentLimitError,
     AlreadyExistsError,
@@ -32,6 +33,7 @@ from thrifty._core import (
     request_key,
     tokenizer_family,
 )
+from thrifty._replay import replay, sweep
 from thrifty._version import __version__
 from thrifty.agent import (
     AgentBudget,
@@ -50,6 +52,7 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.report import Report
 
 __all__ = [
     "AgentBudget",
@@ -96,4 +99,9 @@ __all__ = [
     "estimate_tokens",
     "request_key",
     "tokenizer_family",
+    "Report",
+    "replay",
+    "sweep",
+    "synth",
+    "trace",
 ]
