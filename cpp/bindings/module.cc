@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterSemanticCache(m);
   thrifty::bindings::RegisterAgent(m);
   thrifty::bindings::RegisterReplay(m);
+  thrifty::bindings::RegisterRoute(m);
 }

@@ -16,6 +16,7 @@
 #include "register.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/replay/trace_record.h"
+#include "thrifty/route/router.h"
 
 namespace py = pybind11;
 
@@ -112,6 +113,13 @@ void RegisterReplay(py::module_& m) {
           if (router.is_none()) {
             ThrowStatus(absl::InvalidArgumentError("replay: routing='router' needs router="));
           }
+        }
+        // A thrifty.Router (or its _core.Router): batch predictions in C++, no GIL.
+        py::object native = py::hasattr(router, "_core") ? router.attr("_core") : router;
+        if (options.routing == RoutingMode::kHook && py::isinstance<route::Router>(native)) {
+          options.routing = RoutingMode::kModel;
+          options.model = replay::RouterQualityModel(native.cast<std::shared_ptr<route::Router>>());
+        } else if (options.routing == RoutingMode::kHook) {
           std::string name = py::hasattr(router, "__name__")
                                  ? router.attr("__name__").cast<std::string>()
                                  : std::string(py::str(py::type::of(router).attr("__name__")));

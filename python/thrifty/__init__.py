@@ -1,6 +1,6 @@
 """thrifty: cut what LLM applications pay for inference without cutting the quality they need."""
 
-from thrifty import synth, trace  # noqa: E402  (modules: thrifty.synth.generate, thrifty.trace.read_trace)
+from thrifty import synth, trace
 from thrifty._core import (
     AgentLimitError,
     AlreadyExistsError,
@@ -53,6 +53,14 @@ from thrifty.calibration import (
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
 from thrifty.report import Report
+from thrifty.router import (
+    Decision,
+    KnnPredictor,
+    LogisticPredictor,
+    PriorPredictor,
+    Router,
+    RouterCalibration,
+)
 
 __all__ = [
     "AgentBudget",
@@ -104,4 +112,10 @@ __all__ = [
     "sweep",
     "synth",
     "trace",
+    "Decision",
+    "KnnPredictor",
+    "LogisticPredictor",
+    "PriorPredictor",
+    "Router",
+    "RouterCalibration",
 ]

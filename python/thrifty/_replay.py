@@ -107,10 +107,15 @@ def _run(trace: str, catalog: Any, kwargs: Dict[str, Any]) -> Dict[str, Any]:
         )
     if routing == "auto":
         routing = "router" if router is not None else "labels"
-    if router is not None and routing == "router" and not callable(router):
+    if (
+        router is not None
+        and routing == "router"
+        and not callable(router)
+        and not isinstance(getattr(router, "_core", router), _core.Router)
+    ):
         raise TypeError(
-            "replay: router must be a callable (request: dict, prompt_tokens: int) -> model "
-            "name or (model, predicted quality)"
+            "replay: router must be a thrifty.Router, or a callable (request: dict, "
+            "prompt_tokens: int) -> model name or (model, predicted quality)"
         )
     return _core._replay(trace, catalog, routing=routing, **kwargs)
 
@@ -146,7 +151,10 @@ def replay(
     ``cache`` sections set the defaults (docs/replay.md), and keyword arguments override them.
     ``routing``: "auto" (the router when ``router`` is given, else "labels"), "labels" (label
     oracle: cheapest labelled model meeting ``quality_threshold``), "priors" (catalog priors per
-    ``tags.category``), "keep" (no routing), "router" (``router(request, prompt_tokens)``).
+    ``tags.category``), "keep" (no routing), "router": a trained ``thrifty.Router`` (its
+    predictions in batches on the worker threads, its rule -- cheapest model predicted to meet
+    ``quality_threshold`` -- with replay's prefix-cache-aware prices), or a Python callable
+    ``router(request, prompt_tokens) -> model or (model, predicted_quality)``.
     ``semantic_namespaces``: the namespaces that use the semantic cache (None: all).
     ``sweep``: values of ``sweep_param`` ("quality_threshold" or "semantic_threshold") to replay
     again for the cost-quality curve (``Report.sweep``, ``Report.plot_cost_quality()``).

@@ -46,6 +46,7 @@ struct Prepared {
   int64_t prompt_tokens = 0;
   std::vector<PrefixPoint> prefixes;  // shortest first; empty below the cacheable minimum
   int64_t vector_row = -1;            // row in Batch::vectors
+  int64_t model_row = -1;             // row in Batch::predicted_* (RoutingMode::kModel)
 };
 
 struct Batch {
@@ -55,6 +56,8 @@ struct Batch {
   int64_t bytes_after = 0;
   std::vector<Prepared> records;
   std::vector<float> vectors;
+  std::vector<double> predicted_quality;  // [rows x QualityModel::models().size()]
+  std::vector<double> predicted_output;
   absl::Status error;  // a failure that stops the run (the embedder failed)
   bool ready = false;
 };
@@ -167,6 +170,23 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
   if (!queries.empty()) {
     batch.vectors.resize(queries.size() * embedder->dim());
     batch.error = embedder->EmbedBatch(queries, batch.vectors);
+  }
+  if (options.routing == RoutingMode::kModel && batch.error.ok()) {
+    // Move the requests into one array for the batch call, then back.
+    std::vector<json> requests;
+    requests.reserve(batch.records.size());
+    for (Prepared& p : batch.records) {
+      if (!p.valid) continue;
+      p.model_row = static_cast<int64_t>(requests.size());
+      requests.push_back(std::move(p.rec.request));
+    }
+    const size_t m = options.model->models().size();
+    batch.predicted_quality.resize(requests.size() * m);
+    batch.predicted_output.resize(requests.size() * m);
+    batch.error = options.model->Predict(requests, batch.predicted_quality, batch.predicted_output);
+    for (Prepared& p : batch.records) {
+      if (p.model_row >= 0) p.rec.request = std::move(requests[p.model_row]);
+    }
   }
   batch.ready = true;
 }
@@ -282,6 +302,8 @@ class Pipeline {
         std::lock_guard<std::mutex> lock(mu_);
         batch->records = std::move(local.records);
         batch->vectors = std::move(local.vectors);
+        batch->predicted_quality = std::move(local.predicted_quality);
+        batch->predicted_output = std::move(local.predicted_output);
         batch->line_numbers = std::move(local.line_numbers);
         batch->error = local.error;
         batch->ready = true;
@@ -369,9 +391,18 @@ class Simulation {
         exact_(exact),
         semantic_(semantic),
         prefix_(options.prefix_rules),
-        rng_(options.seed ^ 0x5EEDULL) {}
+        rng_(options.seed ^ 0x5EEDULL) {
+    if (options.model) {
+      for (const std::string& name : options.model->models()) {
+        model_columns_.push_back(catalog.Find(name));
+      }
+    }
+  }
 
-  absl::Status Step(Prepared& p, std::span<const float> vector);
+  // `predicted_quality` / `predicted_output`: this record's row of the QualityModel's output.
+  absl::Status Step(Prepared& p, std::span<const float> vector,
+                    std::span<const double> predicted_quality = {},
+                    std::span<const double> predicted_output = {});
   json Result() const;
 
   int64_t records() const { return records_; }
@@ -387,7 +418,8 @@ class Simulation {
   double PolicyCost(const catalog::ModelSpec& spec, const Prepared& p, int64_t output_tokens,
                     int64_t* cached_out, double* uncached_out, int64_t forced_cached = -1) const;
   int64_t OutputTokens(const Prepared& p, const std::string& model) const;
-  absl::StatusOr<RouteChoice> Route(const Prepared& p);
+  absl::StatusOr<RouteChoice> Route(const Prepared& p, std::span<const double> predicted_quality,
+                                    std::span<const double> predicted_output);
   void Bucket(double ts, double baseline, double cost, int hit_kind);
 
   const catalog::Catalog& catalog_;
@@ -397,6 +429,7 @@ class Simulation {
   cache::SemanticCache* semantic_;
   PrefixCacheSim prefix_;
   uint64_t rng_;
+  std::vector<const catalog::ModelSpec*> model_columns_;  // QualityModel column -> spec
 
   int64_t records_ = 0;
   int64_t exact_hits_ = 0;
@@ -457,12 +490,51 @@ double Simulation::PolicyCost(const catalog::ModelSpec& spec, const Prepared& p,
   return cost::CostUsd(spec, usage);
 }
 
-absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p) {
+absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p,
+                                              std::span<const double> predicted_quality,
+                                              std::span<const double> predicted_output) {
   const TraceRecord& rec = p.rec;
   RouteChoice keep{rec.model, std::nullopt};
+  auto allowed = [&](const std::string& name) {
+    return options_.candidate_models.empty() ||
+           std::find(options_.candidate_models.begin(), options_.candidate_models.end(), name) !=
+               options_.candidate_models.end();
+  };
   switch (options_.routing) {
     case RoutingMode::kKeep:
       return keep;
+    case RoutingMode::kModel: {
+      // The router's rule: the cheapest eligible model whose predicted quality meets the
+      // threshold; if none does, the highest predicted quality. Costs use the predicted output
+      // length and the simulated prompt cache.
+      const catalog::ModelSpec* best = nullptr;
+      const catalog::ModelSpec* top = nullptr;
+      double best_cost = 0, best_q = 0, top_q = -1, top_cost = 0;
+      for (size_t j = 0; j < model_columns_.size() && j < predicted_quality.size(); ++j) {
+        const catalog::ModelSpec* spec = model_columns_[j];
+        if (spec == nullptr || spec->deprecated || !allowed(spec->name)) continue;
+        const double q = predicted_quality[j];
+        const auto out = static_cast<int64_t>(std::llround(std::max(0.0, predicted_output[j])));
+        const double c = PolicyCost(*spec, p, out, nullptr, nullptr);
+        if (q > top_q || (q == top_q && c < top_cost)) {
+          top = spec;
+          top_q = q;
+          top_cost = c;
+        }
+        if (q < options_.quality_threshold) continue;
+        if (best == nullptr || c < best_cost || (c == best_cost && q > best_q)) {
+          best = spec;
+          best_cost = c;
+          best_q = q;
+        }
+      }
+      if (best == nullptr) {
+        best = top;
+        best_q = top_q;
+      }
+      if (best == nullptr) return keep;
+      return RouteChoice{best->name, best_q};
+    }
     case RoutingMode::kHook: {
       auto cached = [&](const catalog::ModelSpec& spec) -> int64_t {
         if (!options_.prefix_cache || p.prefixes.empty()) return 0;
@@ -476,11 +548,6 @@ absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p) {
     case RoutingMode::kPriors:
       break;
   }
-  auto allowed = [&](const std::string& name) {
-    return options_.candidate_models.empty() ||
-           std::find(options_.candidate_models.begin(), options_.candidate_models.end(), name) !=
-               options_.candidate_models.end();
-  };
   const std::string category = rec.category.empty() ? "chat" : rec.category;
   std::vector<std::pair<const catalog::ModelSpec*, double>> candidates;  // (spec, quality)
   auto consider = [&](const std::string& name, std::optional<double> label_quality) {
@@ -529,7 +596,9 @@ void Simulation::Bucket(double ts, double baseline, double cost, int hit_kind) {
   if (hit_kind == 2) ++b.semantic_hits;
 }
 
-absl::Status Simulation::Step(Prepared& p, std::span<const float> vector) {
+absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
+                              std::span<const double> predicted_quality,
+                              std::span<const double> predicted_output) {
   TraceRecord& rec = p.rec;
   ++records_;
   if (!clock_.Advance(rec.ts)) ++out_of_order_;
@@ -632,11 +701,15 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector) {
   }
 
   // 3. Routing.
-  THRIFTY_ASSIGN_OR_RETURN(RouteChoice choice, Route(p));
+  THRIFTY_ASSIGN_OR_RETURN(RouteChoice choice, Route(p, predicted_quality, predicted_output));
   const catalog::ModelSpec* chosen = catalog_.Find(choice.model);
   if (chosen == nullptr) {
     if (options_.routing == RoutingMode::kHook) {
       return absl::InvalidArgumentError(StrCat("router '", options_.hook->name(), "' chose '",
+                                               choice.model, "', which is not in the catalog"));
+    }
+    if (options_.routing == RoutingMode::kModel) {
+      return absl::InvalidArgumentError(StrCat("router '", options_.model->name(), "' chose '",
                                                choice.model, "', which is not in the catalog"));
     }
     chosen = logged;
@@ -811,16 +884,42 @@ const char* RoutingName(RoutingMode mode) {
     case RoutingMode::kPriors:
       return "priors";
     case RoutingMode::kHook:
+    case RoutingMode::kModel:
       return "router";
   }
   return "?";
 }
 
+class RouterModel final : public QualityModel {
+ public:
+  explicit RouterModel(std::shared_ptr<const route::Router> router) : router_(std::move(router)) {
+    for (const catalog::ModelSpec& spec : router_->catalog().models()) names_.push_back(spec.name);
+  }
+  std::string name() const override { return StrCat("router(", router_->predictor_kind(), ")"); }
+  const std::vector<std::string>& models() const override { return names_; }
+  absl::Status Predict(std::span<const json> requests, std::span<double> quality,
+                       std::span<double> output_tokens) const override {
+    return router_->Predict(requests, quality, output_tokens);
+  }
+
+ private:
+  std::shared_ptr<const route::Router> router_;
+  std::vector<std::string> names_;
+};
+
 }  // namespace
+
+std::shared_ptr<const QualityModel> RouterQualityModel(
+    std::shared_ptr<const route::Router> router) {
+  return std::make_shared<RouterModel>(std::move(router));
+}
 
 absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& catalog,
                             const ReplayOptions& options) {
   if (options.routing == RoutingMode::kHook && options.hook == nullptr) {
+    return absl::InvalidArgumentError("replay: routing mode 'router' needs a router");
+  }
+  if (options.routing == RoutingMode::kModel && options.model == nullptr) {
     return absl::InvalidArgumentError("replay: routing mode 'router' needs a router");
   }
   if (!(options.quality_threshold >= 0 && options.quality_threshold <= 1)) {
@@ -892,7 +991,13 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
         if (p.vector_row >= 0) {
           vector = std::span<const float>(batch->vectors).subspan(p.vector_row * dim, dim);
         }
-        THRIFTY_RETURN_IF_ERROR(sim.Step(p, vector));
+        std::span<const double> pq, po;
+        if (p.model_row >= 0) {
+          const size_t m = options.model->models().size();
+          pq = std::span<const double>(batch->predicted_quality).subspan(p.model_row * m, m);
+          po = std::span<const double>(batch->predicted_output).subspan(p.model_row * m, m);
+        }
+        THRIFTY_RETURN_IF_ERROR(sim.Step(p, vector, pq, po));
         if (options.progress && sim.records() >= next_progress) {
           next_progress += options.progress_every;
           if (!options.progress(sim.records(), batch->bytes_after, file_size)) {
@@ -910,6 +1015,7 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
   json result = sim.Result();
   result["routing"] = RoutingName(options.routing);
   if (options.routing == RoutingMode::kHook) result["router"] = options.hook->name();
+  if (options.routing == RoutingMode::kModel) result["router"] = options.model->name();
   result["quality_threshold"] = options.quality_threshold;
   result["semantic_threshold"] =
       options.semantic ? json(options.semantic_threshold) : json(nullptr);

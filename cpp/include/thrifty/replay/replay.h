@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@
 #include "thrifty/embed/embedder.h"
 #include "thrifty/replay/prefix_cache_sim.h"
 #include "thrifty/replay/trace_record.h"
+#include "thrifty/route/router.h"
 
 namespace thrifty::replay {
 
@@ -52,7 +54,10 @@ enum class RoutingMode {
   kLabels,  // label oracle: the cheapest labelled model whose labelled quality meets the
             // threshold (an upper bound on what a router can do: it knows the answers)
   kPriors,  // the cheapest candidate whose catalog prior for tags.category meets the threshold
-  kHook,    // a RoutingHook (the trained router)
+  kHook,    // a RoutingHook called per request on the simulation thread
+  kModel,   // a QualityModel (the trained thrifty::route::Router): batch predictions on the
+            // worker threads, then the cheapest eligible model meeting the threshold, priced
+            // with replay's prefix-cache-aware cost model
 };
 
 // What a router decided for one request.
@@ -72,6 +77,22 @@ class RoutingHook {
       const TraceRecord& record, int64_t prompt_tokens,
       const std::function<int64_t(const catalog::ModelSpec&)>& cached_tokens) = 0;
 };
+
+// Per-model quality and output-token predictions, in batches (run on the worker threads ahead
+// of the simulation). Implementations must be thread-safe.
+class QualityModel {
+ public:
+  virtual ~QualityModel() = default;
+  virtual std::string name() const = 0;
+  // The models, in the column order of Predict's outputs.
+  virtual const std::vector<std::string>& models() const = 0;
+  // Row i of the [n x models().size()] outputs is requests[i].
+  virtual absl::Status Predict(std::span<const nlohmann::json> requests, std::span<double> quality,
+                               std::span<double> output_tokens) const = 0;
+};
+
+// A QualityModel over a trained router (its predictor; replay applies the routing rule).
+std::shared_ptr<const QualityModel> RouterQualityModel(std::shared_ptr<const route::Router> router);
 
 struct ReplayOptions {
   // Caches.
@@ -94,6 +115,7 @@ struct ReplayOptions {
   double quality_threshold = 0.80;
   std::vector<std::string> candidate_models;  // kPriors / kLabels: restrict to these (empty: all)
   RoutingHook* hook = nullptr;                // kHook; not owned
+  std::shared_ptr<const QualityModel> model;  // kModel
 
   // Prompt (prefix) cache.
   bool prefix_cache = true;
