@@ -2,11 +2,12 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import assert_releases_gil
 
 import thrifty
+from conftest import assert_releases_gil
 from thrifty import synth, trace
 
 
@@ -181,7 +182,7 @@ def test_report_outputs(sample_trace, tmp_path):
     assert isinstance(report.plot_savings(), matplotlib.figure.Figure)
     assert isinstance(report.plot_cost_quality(), matplotlib.figure.Figure)
     out = report.to_html(tmp_path / "r.html")
-    page = open(out, encoding="utf-8").read()
+    page = Path(out).read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 2
     assert "Savings by lever" in page and "Threshold sweep" in page
     assert json.loads(report.to_json())["requests"] == 3000
@@ -201,7 +202,7 @@ def test_policy_file_sections(hand_trace, tmp_path):
     import yaml
 
     source = thrifty.Catalog.default().source
-    policy = yaml.safe_load(open(source, encoding="utf-8"))
+    policy = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
     policy["routing"] = {"quality_threshold": 0.95}
     policy["cache"] = {"exact": {"enabled": False}}
     path = tmp_path / "policy.yaml"
@@ -324,8 +325,8 @@ def test_synth_is_deterministic_by_seed(tmp_path):
     a = synth.generate(tmp_path / "a.jsonl", n=400, seed=11)
     b = synth.generate(tmp_path / "b.jsonl", n=400, seed=11)
     c = synth.generate(tmp_path / "c.jsonl", n=400, seed=12)
-    text = open(a, "rb").read()
-    assert text == open(b, "rb").read() and text != open(c, "rb").read()
+    text = Path(a).read_bytes()
+    assert text == Path(b).read_bytes() and text != Path(c).read_bytes()
     records = list(trace.read_trace(a))
     assert len(records) == 400
     assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)
