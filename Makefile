@@ -77,6 +77,7 @@ bench: install
 	$(PY) benchmarks/bench_semantic_quality.py
 	$(PY) benchmarks/bench_semantic_cache.py
 	$(PY) benchmarks/bench_vs_gptcache.py
+	$(PY) benchmarks/bench_replay.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../../cpp/src/replay/fast_json.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
 #include "thrifty/replay/line_reader.h"
@@ -300,6 +301,56 @@ TEST(PrefixCacheSimTest, LongestWarmPrefixWithinTtl) {
   EXPECT_EQ(sim.CachedTokens(0, b, 10.0), 1664);  // 1700 rounded down to 128s
   EXPECT_EQ(sim.CachedTokens(1, b, 10.0), 0);     // another model
   EXPECT_EQ(sim.CachedTokens(0, b, 301.0), 0);    // expired
+}
+
+TEST(FastJsonTest, BuildsWhatNlohmannBuildsAndRejectsWhatItRejects) {
+  const std::vector<std::string> inputs = {
+      R"({"a": 1, "b": [true, false, null], "c": {"d": -2, "e": 1.5e3, "f": ""}})",
+      R"([0, -0, 1.0, -1.25, 1e-7, 18446744073709551615, 18446744073709551616, -9223372036854775808])",
+      R"("esc \" \\ \/ \b \f \n \r \t \u00e9 \u20ac \ud83d\ude00 end")",
+      "\"caf\xc3\xa9 \xe2\x82\xac\"",
+      R"({"dup": 1, "dup": 2})",
+      "  {\n\t\"ws\" :\r\n [ ] , \"o\":{ } }  ",
+      // Rejected by both:
+      "",
+      "{",
+      "[1,]",
+      "{\"a\":}",
+      "01",
+      "1.",
+      "-",
+      "1e",
+      ".5",
+      "tru",
+      "nul",
+      "[1 2]",
+      "\"\x01\"",
+      "\"\\x\"",
+      "\"\\ud83d\"",
+      "\"\\udc00\"",
+      "\"\xc3\"",
+      "\"\xff\"",
+      "\"\xed\xa0\x80\"",
+      "{} x",
+      "1e999",
+      "[\"a\"] ]",
+      "{\"a\" 1}",
+      "{1: 2}",
+  };
+  for (const std::string& input : inputs) {
+    const json expected = json::parse(input, nullptr, /*allow_exceptions=*/false);
+    const std::optional<json> got = internal::FastJsonParse(input);
+    if (expected.is_discarded()) {
+      EXPECT_FALSE(got.has_value()) << input;
+      continue;
+    }
+    ASSERT_TRUE(got.has_value()) << input;
+    EXPECT_EQ(*got, expected) << input;
+    EXPECT_EQ(got->dump(), expected.dump()) << input;  // same number types too
+  }
+  std::string deep(600, '[');
+  deep += std::string(600, ']');
+  EXPECT_FALSE(internal::FastJsonParse(deep).has_value());  // nesting limit, no stack overflow
 }
 
 }  // namespace

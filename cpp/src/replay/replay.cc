@@ -961,6 +961,7 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
     so.max_entries = options.semantic_max_entries;
     if (options.semantic_ttl_seconds) so.default_ttl = absl::Seconds(*options.semantic_ttl_seconds);
     so.ann_min_entries = options.semantic_ann_min_entries;
+    so.hnsw_ef_construction = options.semantic_hnsw_ef_construction;
     so.clock = clock.Function();
     THRIFTY_ASSIGN_OR_RETURN(semantic, cache::SemanticCache::Create(embedder->dim(), so, embedder));
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "fast_json.h"
 #include "thrifty/base/strings.h"
 
 namespace thrifty::replay {
@@ -111,7 +112,9 @@ std::string FinalUserText(const json& request) {
 }
 
 absl::StatusOr<TraceRecord> ParseTraceRecord(std::string_view line, std::string_view where) {
-  json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  std::optional<json> fast = internal::FastJsonParse(line);
+  json doc = fast ? *std::move(fast)
+                  : json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     // Re-parse with exceptions only on the error path, for the position and reason.
     try {
