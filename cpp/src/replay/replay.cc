@@ -410,6 +410,14 @@ class Simulation {
   std::vector<std::string> invalid_examples;
 
  private:
+  // catalog_.Find, memoized by the exact spelling (Find lower-cases, which allocates).
+  const catalog::ModelSpec* Find(const std::string& name) {
+    auto it = find_cache_.find(name);
+    if (it != find_cache_.end()) return it->second;
+    const catalog::ModelSpec* spec = catalog_.Find(name);
+    if (find_cache_.size() < 4096) find_cache_.emplace(name, spec);
+    return spec;
+  }
   uint32_t ModelId(const catalog::ModelSpec* spec) const {
     return static_cast<uint32_t>(spec - catalog_.models().data());
   }
@@ -430,6 +438,7 @@ class Simulation {
   PrefixCacheSim prefix_;
   uint64_t rng_;
   std::vector<const catalog::ModelSpec*> model_columns_;  // QualityModel column -> spec
+  absl::flat_hash_map<std::string, const catalog::ModelSpec*> find_cache_;
 
   int64_t records_ = 0;
   int64_t exact_hits_ = 0;
@@ -538,7 +547,7 @@ absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p,
     case RoutingMode::kHook: {
       auto cached = [&](const catalog::ModelSpec& spec) -> int64_t {
         if (!options_.prefix_cache || p.prefixes.empty()) return 0;
-        const catalog::ModelSpec* own = catalog_.Find(spec.name);
+        const catalog::ModelSpec* own = Find(spec.name);
         if (own == nullptr) return 0;
         return prefix_.CachedTokens(ModelId(own), p.prefixes, clock_.NowSeconds());
       };
@@ -551,7 +560,7 @@ absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p,
   const std::string category = rec.category.empty() ? "chat" : rec.category;
   std::vector<std::pair<const catalog::ModelSpec*, double>> candidates;  // (spec, quality)
   auto consider = [&](const std::string& name, std::optional<double> label_quality) {
-    const catalog::ModelSpec* spec = catalog_.Find(name);
+    const catalog::ModelSpec* spec = Find(name);
     if (spec == nullptr || (spec->deprecated && name != rec.model) || !allowed(spec->name)) return;
     std::optional<double> q = label_quality;
     if (options_.routing == RoutingMode::kPriors) {
@@ -605,7 +614,7 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
   const double now = clock_.NowSeconds();
 
   // Baseline: what the logged call paid.
-  const catalog::ModelSpec* logged = catalog_.Find(rec.model);
+  const catalog::ModelSpec* logged = Find(rec.model);
   const ModelLabel* logged_label = rec.Label(rec.model);
   double baseline = 0;
   bool priced = true;
@@ -702,7 +711,7 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
 
   // 3. Routing.
   THRIFTY_ASSIGN_OR_RETURN(RouteChoice choice, Route(p, predicted_quality, predicted_output));
-  const catalog::ModelSpec* chosen = catalog_.Find(choice.model);
+  const catalog::ModelSpec* chosen = Find(choice.model);
   if (chosen == nullptr) {
     if (options_.routing == RoutingMode::kHook) {
       return absl::InvalidArgumentError(StrCat("router '", options_.hook->name(), "' chose '",
