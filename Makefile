@@ -78,6 +78,7 @@ bench: install
 	$(PY) benchmarks/bench_semantic_cache.py
 	$(PY) benchmarks/bench_vs_gptcache.py
 	$(PY) benchmarks/bench_replay.py
+	$(PY) benchmarks/bench_prompt_cache.py
 
 clean:
 	rm -rf build $(VENV)/.thrifty-installed

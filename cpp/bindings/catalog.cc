@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "errors.h"
+#include "json_convert.h"
 #include "register.h"
+#include "thrifty/catalog/provider_rules.h"
 
 namespace py = pybind11;
 
@@ -19,6 +21,7 @@ namespace {
 
 using catalog::Catalog;
 using catalog::ModelSpec;
+using catalog::ProviderCacheRules;
 
 template <typename T>
 py::object OptionalToPy(const std::optional<T>& value) {
@@ -43,9 +46,87 @@ py::dict SpecToDict(const ModelSpec& s) {
   return d;
 }
 
+py::dict RulesToDict(const ProviderCacheRules& r) {
+  py::dict d;
+  d["mode"] = std::string(catalog::CacheModeName(r.mode));
+  d["aliases"] = py::cast(r.aliases);
+  py::list mins;
+  for (const auto& rule : r.min_tokens) {
+    py::dict item;
+    item["models"] = py::cast(rule.models);
+    item["tokens"] = rule.tokens;
+    mins.append(item);
+  }
+  d["min_tokens"] = mins;
+  d["block_tokens"] = r.block_tokens;
+  d["max_breakpoints"] = r.max_breakpoints;
+  d["lookback_blocks"] = r.lookback_blocks;
+  py::list ttls;
+  for (const auto& t : r.ttls) {
+    py::dict item;
+    item["name"] = t.name;
+    item["seconds"] = t.seconds;
+    item["write_multiplier"] = t.write_multiplier;
+    ttls.append(item);
+  }
+  d["ttls"] = ttls;
+  d["read_multiplier"] = r.read_multiplier;
+  d["cache_key_field"] = r.cache_key_field;
+  d["cache_key_rpm"] = r.cache_key_rpm;
+  d["usage_fields"] = py::cast(r.usage_fields);
+  d["source"] = r.source;
+  d["read_on"] = r.read_on;
+  return d;
+}
+
 }  // namespace
 
 void RegisterCatalog(py::module_& m) {
+  py::class_<ProviderCacheRules>(
+      m, "ProviderCacheRules",
+      "One provider's prompt-cache rules (a policy file's providers.<name> entry):\n"
+      "mode, minimum cacheable tokens per model family, breakpoints, lookback, TTLs,\n"
+      "multipliers, cache key, usage field names and where they were read. Immutable.")
+      .def_static(
+          "from_dict",
+          [](std::string_view provider, py::handle entry) {
+            return ValueOrThrow(
+                catalog::ProviderCacheRulesFromJson(provider, ToJson(entry, "providers entry")));
+          },
+          py::arg("provider"), py::arg("entry"),
+          "Reads and validates one providers.<name> entry (a dict with the policy's fields).")
+      .def_readonly("provider", &ProviderCacheRules::provider)
+      .def_property_readonly(
+          "mode",
+          [](const ProviderCacheRules& r) { return std::string(catalog::CacheModeName(r.mode)); })
+      .def_readonly("block_tokens", &ProviderCacheRules::block_tokens)
+      .def_readonly("max_breakpoints", &ProviderCacheRules::max_breakpoints)
+      .def_readonly("lookback_blocks", &ProviderCacheRules::lookback_blocks)
+      .def_readonly("read_multiplier", &ProviderCacheRules::read_multiplier)
+      .def_readonly("cache_key_field", &ProviderCacheRules::cache_key_field)
+      .def_readonly("cache_key_rpm", &ProviderCacheRules::cache_key_rpm)
+      .def_readonly("source", &ProviderCacheRules::source)
+      .def_readonly("read_on", &ProviderCacheRules::read_on)
+      .def("min_tokens_for", &ProviderCacheRules::MinTokensFor, py::arg("model"),
+           "The minimum cacheable prefix for a catalog model name.")
+      .def("cached_from_matched", &ProviderCacheRules::CachedFromMatched, py::arg("model"),
+           py::arg("matched_tokens"),
+           "Tokens served from a warm prefix of matched_tokens (minimum and granularity applied).")
+      .def(
+          "ttl_seconds",
+          [](const ProviderCacheRules& r, std::string_view name) -> std::optional<int64_t> {
+            const catalog::CacheTtl* t = r.FindTtl(name);
+            return t ? std::optional<int64_t>(t->seconds) : std::nullopt;
+          },
+          py::arg("name") = "", "Seconds of the TTL called name ('' = the default), or None.")
+      .def("to_dict", &RulesToDict)
+      .def("__eq__",
+           [](const ProviderCacheRules& a, const ProviderCacheRules& b) { return a == b; })
+      .def("__repr__", [](const ProviderCacheRules& r) {
+        return "ProviderCacheRules(provider='" + r.provider + "', mode='" +
+               std::string(catalog::CacheModeName(r.mode)) + "')";
+      });
+
   py::class_<ModelSpec>(m, "ModelSpec",
                         "One model's prices (USD per million tokens), limits and quality priors.\n"
                         "Immutable; thread-safe to share.")
@@ -116,10 +197,21 @@ void RegisterCatalog(py::module_& m) {
       m, "Catalog",
       "The models a router may choose from, by name or alias (case-insensitive; a\n"
       "'provider/' prefix is accepted). Immutable; thread-safe to share.")
-      .def(py::init([](const std::vector<ModelSpec>& models) {
-             return std::make_shared<Catalog>(ValueOrThrow(Catalog::Create(models)));
+      .def(py::init([](const std::vector<ModelSpec>& models,
+                       const std::vector<ProviderCacheRules>& providers) {
+             return std::make_shared<Catalog>(ValueOrThrow(Catalog::Create(models, providers)));
            }),
-           py::arg("models"))
+           py::arg("models"), py::arg("providers") = std::vector<ProviderCacheRules>{})
+      .def(
+          "provider_rules",
+          [](const Catalog& c, std::string_view provider) {
+            return *ValueOrThrow(c.GetProviderRules(provider));
+          },
+          py::arg("provider"),
+          "The provider's prompt-cache rules; NotFoundError listing the known providers otherwise.")
+      .def(
+          "providers", [](const Catalog& c) { return c.providers(); },
+          "Every provider's prompt-cache rules, in policy order.")
       .def(
           "get", [](const Catalog& c, std::string_view name) { return *ValueOrThrow(c.Get(name)); },
           py::arg("name_or_alias"),

@@ -15,5 +15,6 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterSemanticCache(m);
   thrifty::bindings::RegisterAgent(m);
   thrifty::bindings::RegisterReplay(m);
+  thrifty::bindings::RegisterPrompt(m);
   thrifty::bindings::RegisterRoute(m);
 }

@@ -91,10 +91,10 @@ void RegisterReplay(py::module_& m) {
          std::optional<size_t> semantic_max_entries, std::vector<std::string> semantic_namespaces,
          py::object embedder, const std::string& routing, double quality_threshold,
          std::vector<std::string> candidate_models, py::object router, bool prefix_cache,
-         double prefix_ttl_seconds, int64_t prefix_min_tokens, int threads, size_t batch_size,
-         size_t max_batches_in_flight, std::optional<int64_t> limit, bool skip_invalid,
-         size_t audit_sample_size, uint64_t seed, double bucket_seconds, py::object progress,
-         int64_t progress_every) {
+         double prefix_ttl_seconds, int64_t prefix_min_tokens, bool prefix_tracker, int threads,
+         size_t batch_size, size_t max_batches_in_flight, std::optional<int64_t> limit,
+         bool skip_invalid, size_t audit_sample_size, uint64_t seed, double bucket_seconds,
+         py::object progress, int64_t progress_every) {
         ReplayOptions options;
         options.exact = exact;
         options.exact_ttl_seconds = exact_ttl_seconds;
@@ -129,6 +129,7 @@ void RegisterReplay(py::module_& m) {
         options.prefix_cache = prefix_cache;
         options.prefix_rules.ttl_seconds = prefix_ttl_seconds;
         options.prefix_rules.min_cacheable_tokens = prefix_min_tokens;
+        options.prefix_tracker = prefix_tracker;
         options.threads = threads;
         options.batch_size = batch_size;
         options.max_batches_in_flight = max_batches_in_flight;
@@ -170,11 +171,11 @@ void RegisterReplay(py::module_& m) {
       py::arg("routing") = "labels", py::arg("quality_threshold") = 0.8,
       py::arg("candidate_models") = std::vector<std::string>{}, py::arg("router") = py::none(),
       py::arg("prefix_cache") = true, py::arg("prefix_ttl_seconds") = 300.0,
-      py::arg("prefix_min_tokens") = 1024, py::arg("threads") = 0, py::arg("batch_size") = 512,
-      py::arg("max_batches_in_flight") = 0, py::arg("limit") = py::none(),
-      py::arg("skip_invalid") = false, py::arg("audit_sample_size") = 50, py::arg("seed") = 0,
-      py::arg("bucket_seconds") = 3600.0, py::arg("progress") = py::none(),
-      py::arg("progress_every") = 20000,
+      py::arg("prefix_min_tokens") = 1024, py::arg("prefix_tracker") = false,
+      py::arg("threads") = 0, py::arg("batch_size") = 512, py::arg("max_batches_in_flight") = 0,
+      py::arg("limit") = py::none(), py::arg("skip_invalid") = false,
+      py::arg("audit_sample_size") = 50, py::arg("seed") = 0, py::arg("bucket_seconds") = 3600.0,
+      py::arg("progress") = py::none(), py::arg("progress_every") = 20000,
       "Replays a trace file; returns the report as a dict. Use thrifty.replay() instead.");
 
   m.def(

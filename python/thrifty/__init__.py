@@ -22,6 +22,7 @@ from thrifty._core import (
     NotFoundError,
     OutOfRangeError,
     PermissionDeniedError,
+    ProviderCacheRules,
     ResourceExhaustedError,
     SemanticCache,
     StepLimitExceeded,
@@ -52,6 +53,15 @@ from thrifty.calibration import (
 )
 from thrifty.catalog import Catalog
 from thrifty.embedders import StaticEmbedder
+from thrifty.prompt import (
+    Breakpoint,
+    CacheObservation,
+    CachePrediction,
+    LintWarning,
+    Plan,
+    PrefixTracker,
+    PromptBuilder,
+)
 from thrifty.report import Report
 from thrifty.router import (
     Decision,
@@ -112,6 +122,14 @@ __all__ = [
     "sweep",
     "synth",
     "trace",
+    "Breakpoint",
+    "CacheObservation",
+    "CachePrediction",
+    "LintWarning",
+    "Plan",
+    "PrefixTracker",
+    "PromptBuilder",
+    "ProviderCacheRules",
     "Decision",
     "KnnPredictor",
     "LogisticPredictor",

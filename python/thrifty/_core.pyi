@@ -107,8 +107,12 @@ class Usage:
 class Catalog:
     """The models a router may choose from. Immutable; thread-safe."""
 
-    def __init__(self, models: Sequence[ModelSpec]) -> None: ...
+    def __init__(
+        self, models: Sequence[ModelSpec], providers: Sequence[ProviderCacheRules] = ...
+    ) -> None: ...
     def get(self, name_or_alias: str) -> ModelSpec: ...
+    def provider_rules(self, provider: str) -> ProviderCacheRules: ...
+    def providers(self) -> List[ProviderCacheRules]: ...
     def find(self, name_or_alias: str) -> Optional[ModelSpec]: ...
     def models(self) -> List[ModelSpec]: ...
     def names(self) -> List[str]: ...
@@ -315,6 +319,7 @@ def _replay(
     prefix_cache: bool = ...,
     prefix_ttl_seconds: float = ...,
     prefix_min_tokens: int = ...,
+    prefix_tracker: bool = ...,
     threads: int = ...,
     batch_size: int = ...,
     max_batches_in_flight: int = ...,
@@ -327,6 +332,111 @@ def _replay(
     progress_every: int = ...,
 ) -> Dict[str, Any]: ...
 def _parse_trace_line(line: str, where: str = ...) -> Dict[str, Any]: ...
+
+# --- prompt-cache rules, prompt assembly, prefix tracking ----------------------------------
+
+class ProviderCacheRules:
+    """One provider's prompt-cache rules (policy providers.<name>). Immutable."""
+
+    provider: str
+    mode: str
+    block_tokens: int
+    max_breakpoints: int
+    lookback_blocks: int
+    read_multiplier: float
+    cache_key_field: str
+    cache_key_rpm: int
+    source: str
+    read_on: str
+    @staticmethod
+    def from_dict(provider: str, entry: Mapping[str, Any]) -> ProviderCacheRules: ...
+    def min_tokens_for(self, model: str) -> int: ...
+    def cached_from_matched(self, model: str, matched_tokens: int) -> int: ...
+    def ttl_seconds(self, name: str = "") -> Optional[int]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class LintWarning:
+    segment: str
+    kind: str
+    text: str
+    moved: bool
+    message: str
+
+class Breakpoint:
+    label: str
+    block: int
+    tokens: int
+    ttl: str
+    why: str
+
+class Plan:
+    @property
+    def request(self) -> Dict[str, Any]: ...
+    @property
+    def api(self) -> str: ...
+    breakpoints: List[Breakpoint]
+    prompt_tokens: int
+    static_tokens: int
+    cacheable_tokens: int
+    warnings: List[LintWarning]
+    @property
+    def cache_key(self) -> Optional[str]: ...
+
+class _PromptBuilder:
+    def __init__(self, catalog: Catalog, provider: str, model: str, **options: Any) -> None: ...
+    @staticmethod
+    def from_request(
+        catalog: Catalog, provider: str, model: str, request: Mapping[str, Any], **options: Any
+    ) -> _PromptBuilder: ...
+    def add_tools(self, tools: Sequence[Mapping[str, Any]]) -> None: ...
+    def add_system(self, text: str) -> None: ...
+    def add_documents(self, documents: Sequence[str]) -> None: ...
+    def add_history(self, messages: Sequence[Mapping[str, Any]]) -> None: ...
+    def add_user(self, content: Any) -> None: ...
+    def build(self, api: Optional[str] = None) -> Plan: ...
+
+class CachePrediction:
+    provider: str
+    model: str
+    prompt_tokens: int
+    cached_tokens: int
+    matched_tokens: int
+    write_5m_tokens: int
+    write_1h_tokens: int
+    reason: str
+    segment: str
+    detail: str
+    @property
+    def usage(self) -> Usage: ...
+
+class CacheObservation:
+    predicted: CachePrediction
+    reported_cached_tokens: int
+    @property
+    def error_tokens(self) -> int: ...
+
+class _PrefixTracker(CachedTokensPredictor):
+    def __init__(
+        self, catalog: Catalog, *, max_entries: int = ..., clock: Optional[Any] = None
+    ) -> None: ...
+    def predict(
+        self,
+        provider: Optional[str],
+        model: str,
+        request: Mapping[str, Any],
+        now: Optional[float] = None,
+    ) -> CachePrediction: ...
+    def observe(
+        self,
+        provider: Optional[str],
+        model: str,
+        request: Mapping[str, Any],
+        usage: Any = None,
+        now: Optional[float] = None,
+    ) -> CacheObservation: ...
+    def stats(self) -> Dict[str, int]: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
 
 # -- route (cpp/bindings/route.cc) ---------------------------------------------------------
 

@@ -197,6 +197,83 @@ def read_policy(path: Path) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Locat
     return kwargs, sections, doc
 
 
+PROVIDER_FIELDS = (
+    "mode",
+    "aliases",
+    "min_tokens",
+    "block_tokens",
+    "max_breakpoints",
+    "lookback_blocks",
+    "ttls",
+    "read_multiplier",
+    "cache_key_field",
+    "cache_key_rpm",
+    "usage_fields",
+    "source",
+    "read_on",
+)
+CACHE_MODES = ("explicit", "automatic", "implicit", "none")
+
+
+def read_providers(doc: LocatedYaml) -> List[Tuple[str, Dict[str, Any]]]:
+    """The ``providers:`` section as (name, entry) pairs, checked field by field with lines.
+
+    Values are checked again (and completely) by ProviderCacheRules.from_dict; see
+    :func:`locate_provider_error` for the lines of its errors.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    section = data.get("providers")
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        raise InvalidArgumentError(
+            f"{doc.where(('providers',))}: 'providers' must be a mapping of provider name to "
+            f"prompt-cache rules, got {type(section).__name__}"
+        )
+    out = []
+    for name, entry in section.items():
+        base: PathKey = ("providers", name)
+        if not isinstance(entry, dict):
+            raise InvalidArgumentError(
+                f"{doc.where(base)}: providers.{name}: expected a mapping of prompt-cache rules "
+                f"(mode, min_tokens, ...), got {type(entry).__name__}"
+            )
+        for field in entry:
+            if field not in PROVIDER_FIELDS:
+                raise InvalidArgumentError(
+                    f"{doc.where_key((*base, field))}: providers.{name}: unknown field "
+                    f"'{field}'{_suggest(str(field), PROVIDER_FIELDS)}; accepted: "
+                    f"{', '.join(PROVIDER_FIELDS)}"
+                )
+        mode = entry.get("mode")
+        if mode not in CACHE_MODES:
+            raise InvalidArgumentError(
+                f"{doc.where((*base, 'mode'))}: providers.{name}.mode: expected one of "
+                f"{', '.join(CACHE_MODES)}, got {mode!r}"
+            )
+        for field in ("source", "read_on"):
+            if field not in entry:
+                raise InvalidArgumentError(
+                    f"{doc.where(base)}: providers.{name}: missing '{field}' (where and when "
+                    "the rules were read)"
+                )
+        out.append((str(name), entry))
+    return out
+
+
+def locate_provider_error(doc: LocatedYaml, message: str) -> str:
+    """Prefixes a ProviderCacheRules error ("providers.<name>.<field>[i]...") with its line."""
+    match = re.match(r"providers\.([^.:\s\[]+)(?:\.([a-z_]+))?(?:\[(\d+)\])?", message)
+    if not match:
+        return f"{doc.where(('providers',))}: {message}"
+    key: PathKey = ("providers", match.group(1))
+    if match.group(2):
+        key = (*key, match.group(2))
+    if match.group(3):
+        key = (*key, int(match.group(3)))
+    return f"{doc.where(key)}: {message}"
+
+
 def locate_core_error(doc: LocatedYaml, index: int, message: str) -> str:
     """Prefixes a core validation message with the line of the field it names."""
     for field in MODEL_FIELDS:

@@ -88,6 +88,7 @@ def _engine_kwargs(catalog: Any, overrides: Dict[str, Any]) -> Dict[str, Any]:
         "prefix_cache": prefix.get("enabled", True),
         "prefix_ttl_seconds": prefix.get("ttl_seconds", 300.0),
         "prefix_min_tokens": prefix.get("min_tokens", 1024),
+        "prefix_tracker": prefix.get("tracker", False),
     }
     mode = routing.get("mode")
     if mode is not None:
@@ -131,6 +132,7 @@ def replay(
     semantic_threshold: Optional[float] = None,
     semantic_namespaces: Optional[Sequence[str]] = None,
     prefix_cache: Optional[bool] = None,
+    prefix_tracker: Optional[bool] = None,
     embedder: Any = None,
     router: Any = None,
     candidate_models: Optional[Sequence[str]] = None,
@@ -155,6 +157,8 @@ def replay(
     predictions in batches on the worker threads, its rule -- cheapest model predicted to meet
     ``quality_threshold`` -- with replay's prefix-cache-aware prices), or a Python callable
     ``router(request, prompt_tokens) -> model or (model, predicted_quality)``.
+    ``prefix_tracker``: True to predict prompt-cache reads with ``thrifty.PrefixTracker`` (the
+    production tracker over the catalog's provider rules) instead of replay's own simulation.
     ``semantic_namespaces``: the namespaces that use the semantic cache (None: all).
     ``sweep``: values of ``sweep_param`` ("quality_threshold" or "semantic_threshold") to replay
     again for the cost-quality curve (``Report.sweep``, ``Report.plot_cost_quality()``).
@@ -180,6 +184,7 @@ def replay(
         if semantic_namespaces is not None
         else None,
         "prefix_cache": prefix_cache,
+        "prefix_tracker": prefix_tracker,
         "embedder": embedder,
         "router": router,
         "candidate_models": list(candidate_models) if candidate_models is not None else None,

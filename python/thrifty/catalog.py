@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Union
 
 from thrifty import _core, _policy_file
-from thrifty._core import InvalidArgumentError, ModelSpec
+from thrifty._core import InvalidArgumentError, ModelSpec, ProviderCacheRules
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,7 +37,8 @@ class Catalog(_core.Catalog):
     case-insensitively, with or without a ``provider/`` prefix.
 
     Immutable and thread-safe. ``policy`` holds the file's other sections (routing, providers,
-    ...), ``source`` the file it came from.
+    ...), ``source`` the file it came from. ``providers`` are the prompt-cache rules per
+    provider (``ProviderCacheRules``); None takes the ones shipped in the default policy.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class Catalog(_core.Catalog):
         *,
         policy: Optional[Dict[str, Any]] = None,
         source: Optional[str] = None,
+        providers: Optional[Iterable[ProviderCacheRules]] = None,
     ):
         models = list(models)
         for i, model in enumerate(models):
@@ -53,7 +55,16 @@ class Catalog(_core.Catalog):
                 raise TypeError(
                     f"Catalog: models[{i}] must be a thrifty.ModelSpec, got {type(model).__name__}"
                 )
-        super().__init__(models)
+        if providers is None:
+            providers = _default_provider_rules()
+        providers = list(providers)
+        for i, rules in enumerate(providers):
+            if not isinstance(rules, ProviderCacheRules):
+                raise TypeError(
+                    f"Catalog: providers[{i}] must be a thrifty.ProviderCacheRules, "
+                    f"got {type(rules).__name__}"
+                )
+        super().__init__(models, providers)
         self.policy: Dict[str, Any] = dict(policy or {})
         self.source = source
 
@@ -67,6 +78,7 @@ class Catalog(_core.Catalog):
         """Loads a policy file; errors name the file, line and field."""
         path = Path(path)
         kwargs_list, sections, doc = _policy_file.read_policy(path)
+        providers = _read_provider_rules(doc)
         specs = []
         for i, kwargs in enumerate(kwargs_list):
             try:
@@ -74,9 +86,13 @@ class Catalog(_core.Catalog):
             except InvalidArgumentError as e:
                 raise InvalidArgumentError(_policy_file.locate_core_error(doc, i, str(e))) from None
         try:
-            return cls(specs, policy=sections, source=str(path))
+            return cls(specs, policy=sections, source=str(path), providers=providers)
         except InvalidArgumentError as e:
             message = str(e)
+            if message.startswith("providers."):
+                raise InvalidArgumentError(
+                    _policy_file.locate_provider_error(doc, message)
+                ) from None
             index = _model_index(message)
             where = doc.where(("models", index)) if index is not None else f"{path}:1"
             raise InvalidArgumentError(f"{where}: {message}") from None
@@ -120,6 +136,25 @@ def _model_index(message: str) -> Optional[int]:
 
     match = re.match(r"models\[(\d+)\]", message)
     return int(match.group(1)) if match else None
+
+
+def _read_provider_rules(doc: _policy_file.LocatedYaml) -> Optional[list]:
+    """The policy's prompt-cache rules; None when it has no providers section."""
+    if not isinstance(doc.data, dict) or "providers" not in doc.data:
+        return None
+    rules = []
+    for name, entry in _policy_file.read_providers(doc):
+        try:
+            rules.append(ProviderCacheRules.from_dict(name, entry))
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(_policy_file.locate_provider_error(doc, str(e))) from None
+    return rules
+
+
+@functools.lru_cache(maxsize=1)
+def _default_provider_rules() -> tuple:
+    doc = _policy_file.LocatedYaml(default_policy_path())
+    return tuple(_read_provider_rules(doc) or ())
 
 
 @functools.lru_cache(maxsize=1)

@@ -391,3 +391,18 @@ def test_cli_replay(thrifty_cli, sample_trace, tmp_path, write):
         [*thrifty_cli, "synth", str(synth_out), "-n", "50"], capture_output=True, text=True
     )
     assert result.returncode == 0 and len(synth_out.read_text().splitlines()) == 50
+
+
+def test_prefix_tracker_predicts_prompt_cache_reads(sample_trace):
+    sim = thrifty.replay(sample_trace, exact=False, semantic=False, routing="keep", limit=1500)
+    tracked = thrifty.replay(
+        sample_trace, exact=False, semantic=False, routing="keep", limit=1500, prefix_tracker=True
+    )
+    assert sim.data["prefix_model"] == "sim" and tracked.data["prefix_model"] == "tracker"
+    # The assistant's multi-turn chats re-send a long, stable prefix within the TTL.
+    assert tracked.data["cached_prompt_tokens_policy"] > 0
+    assert sim.data["cached_prompt_tokens_policy"] > 0
+    s = tracked.summary()
+    assert sum(s["savings_by_lever"].values()) == pytest.approx(
+        s["baseline_cost_usd"] - s["cost_usd"]
+    )

@@ -81,6 +81,49 @@ absl::StatusOr<Catalog> Catalog::Create(std::vector<ModelSpec> models) {
   return catalog;
 }
 
+absl::StatusOr<Catalog> Catalog::Create(std::vector<ModelSpec> models,
+                                        std::vector<ProviderCacheRules> providers) {
+  THRIFTY_ASSIGN_OR_RETURN(Catalog catalog, Create(std::move(models)));
+  catalog.providers_ = std::move(providers);
+  for (size_t i = 0; i < catalog.providers_.size(); ++i) {
+    ProviderCacheRules& rules = catalog.providers_[i];
+    rules.provider = AsciiLower(rules.provider);
+    THRIFTY_RETURN_IF_ERROR(ValidateProviderCacheRules(rules));
+    std::vector<std::string> names = rules.aliases;
+    names.insert(names.begin(), rules.provider);
+    for (const auto& name : names) {
+      auto [it, inserted] = catalog.provider_index_.emplace(AsciiLower(name), i);
+      if (!inserted) {
+        return absl::InvalidArgumentError(StrCat("providers.", rules.provider, ": provider name '",
+                                                 name, "' is already used by providers.",
+                                                 catalog.providers_[it->second].provider,
+                                                 "; provider names and aliases must be unique"));
+      }
+    }
+  }
+  return catalog;
+}
+
+const ProviderCacheRules* Catalog::FindProviderRules(std::string_view provider) const {
+  auto it = provider_index_.find(AsciiLower(provider));
+  return it == provider_index_.end() ? nullptr : &providers_[it->second];
+}
+
+absl::StatusOr<const ProviderCacheRules*> Catalog::GetProviderRules(
+    std::string_view provider) const {
+  if (const ProviderCacheRules* rules = FindProviderRules(provider)) return rules;
+  std::vector<std::string> names;
+  for (const auto& r : providers_) names.push_back(r.provider);
+  if (names.empty()) {
+    return absl::NotFoundError(StrCat(
+        "unknown provider '", provider,
+        "': this catalog holds no prompt-cache rules (a policy file's 'providers:' section)"));
+  }
+  return absl::NotFoundError(
+      StrCat("unknown provider '", provider,
+             "'; providers with prompt-cache rules: ", absl::StrJoin(names, ", ")));
+}
+
 const ModelSpec* Catalog::Find(std::string_view name_or_alias) const {
   const std::string key = AsciiLower(name_or_alias);
   if (auto it = index_.find(key); it != index_.end()) return &models_[it->second];

@@ -21,6 +21,7 @@
 #include "thrifty/cache/semantic_cache.h"
 #include "thrifty/cost/pricing.h"
 #include "thrifty/embed/hashing_embedder.h"
+#include "thrifty/prompt/prefix_tracker.h"
 #include "thrifty/replay/line_reader.h"
 #include "thrifty/replay/sim_clock.h"
 #include "thrifty/request/canonical_json.h"
@@ -392,6 +393,10 @@ class Simulation {
         semantic_(semantic),
         prefix_(options.prefix_rules),
         rng_(options.seed ^ 0x5EEDULL) {
+    if (options.prefix_cache && options.prefix_tracker) {
+      tracker_ = std::make_unique<prompt::PrefixTracker>(
+          std::make_shared<const catalog::Catalog>(catalog));
+    }
     if (options.model) {
       for (const std::string& name : options.model->models()) {
         model_columns_.push_back(catalog.Find(name));
@@ -439,6 +444,7 @@ class Simulation {
   uint64_t rng_;
   std::vector<const catalog::ModelSpec*> model_columns_;  // QualityModel column -> spec
   absl::flat_hash_map<std::string, const catalog::ModelSpec*> find_cache_;
+  std::unique_ptr<prompt::PrefixTracker> tracker_;  // options.prefix_tracker
 
   int64_t records_ = 0;
   int64_t exact_hits_ = 0;
@@ -479,8 +485,16 @@ double Simulation::PolicyCost(const catalog::ModelSpec& spec, const Prepared& p,
                               int64_t forced_cached) const {
   int64_t cached = 0;
   int64_t written = 0;
+  int64_t written_1h = 0;
   if (forced_cached >= 0) {
     cached = std::min(forced_cached, p.prompt_tokens);
+  } else if (tracker_ != nullptr) {
+    auto prediction = tracker_->Predict("", spec.name, p.rec.request, clock_.NowSeconds());
+    if (prediction.ok()) {
+      cached = std::min(prediction->cached_tokens, p.prompt_tokens);
+      written = std::min(prediction->write_5m_tokens, p.prompt_tokens - cached);
+      written_1h = std::min(prediction->write_1h_tokens, p.prompt_tokens - cached - written);
+    }
   } else if (options_.prefix_cache && !p.prefixes.empty()) {
     cached = std::min(prefix_.CachedTokens(ModelId(&spec), p.prefixes, clock_.NowSeconds()),
                       p.prompt_tokens);
@@ -492,7 +506,8 @@ double Simulation::PolicyCost(const catalog::ModelSpec& spec, const Prepared& p,
   cost::Usage usage;
   usage.cached_input_tokens = cached;
   usage.cache_write_5m_tokens = written;
-  usage.input_tokens = std::max<int64_t>(0, p.prompt_tokens - cached - written);
+  usage.cache_write_1h_tokens = written_1h;
+  usage.input_tokens = std::max<int64_t>(0, p.prompt_tokens - cached - written - written_1h);
   usage.output_tokens = output_tokens;
   if (cached_out) *cached_out = cached;
   if (uncached_out) *uncached_out = cost::UncachedCostUsd(spec, usage);
@@ -746,7 +761,15 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
     int64_t cached = logged_cached;
     if (options_.prefix_cache) {
       policy = PolicyCost(*chosen, p, output_tokens, &cached, nullptr);
-      prefix_.Observe(ModelId(chosen), p.prefixes, now);
+      if (tracker_ != nullptr) {
+        cost::Usage sent;
+        sent.input_tokens = p.prompt_tokens - cached;
+        sent.cached_input_tokens = cached;
+        sent.output_tokens = output_tokens;
+        (void)tracker_->Observe("", chosen->name, rec.request, sent, now);
+      } else {
+        prefix_.Observe(ModelId(chosen), p.prefixes, now);
+      }
     } else {
       policy = at_logged_caching;  // no prompt-cache lever: the logged caching level
     }
@@ -880,7 +903,8 @@ json Simulation::Result() const {
   }
   r["warnings"] = std::move(warnings);
   r["invalid_lines"] = invalid;
-  r["prefix_cache_entries"] = prefix_.size();
+  r["prefix_cache_entries"] = tracker_ ? tracker_->size() : prefix_.size();
+  r["prefix_model"] = tracker_ ? "tracker" : "sim";
   return r;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "thrifty/catalog/model_spec.h"
+#include "thrifty/catalog/provider_rules.h"
 
 namespace thrifty::catalog {
 
@@ -23,6 +24,9 @@ class Catalog {
  public:
   // Validates every spec and the uniqueness of names and aliases.
   static absl::StatusOr<Catalog> Create(std::vector<ModelSpec> models);
+  // Also holds each provider's prompt-cache rules (a provider or alias may appear once).
+  static absl::StatusOr<Catalog> Create(std::vector<ModelSpec> models,
+                                        std::vector<ProviderCacheRules> providers);
 
   // The spec for `name_or_alias`, or NotFound listing the closest names.
   absl::StatusOr<const ModelSpec*> Get(std::string_view name_or_alias) const;
@@ -32,11 +36,19 @@ class Catalog {
   const std::vector<ModelSpec>& models() const { return models_; }
   size_t size() const { return models_.size(); }
 
+  // The prompt-cache rules of `provider` (a name or alias, case-insensitive), or nullptr.
+  const ProviderCacheRules* FindProviderRules(std::string_view provider) const;
+  // The rules, or NotFound listing the providers that have rules.
+  absl::StatusOr<const ProviderCacheRules*> GetProviderRules(std::string_view provider) const;
+  const std::vector<ProviderCacheRules>& providers() const { return providers_; }
+
  private:
   Catalog() = default;
 
   std::vector<ModelSpec> models_;
   absl::flat_hash_map<std::string, size_t> index_;  // lower-cased name or alias -> models_ index
+  std::vector<ProviderCacheRules> providers_;
+  absl::flat_hash_map<std::string, size_t> provider_index_;  // lower-cased name or alias
 };
 
 // Up to `limit` of `candidates` closest to `query` (case-insensitive edit distance, with a bonus

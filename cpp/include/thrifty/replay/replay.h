@@ -123,6 +123,11 @@ struct ReplayOptions {
   // Prompt (prefix) cache.
   bool prefix_cache = true;
   PrefixCacheRules prefix_rules;
+  // Use prompt::PrefixTracker -- the production tracker over the catalog's provider rules
+  // (minimums, block sizes, TTLs, breakpoints) -- instead of PrefixCacheSim. A fresh tracker per
+  // run, on the simulated clock. Slower (it lays out every candidate's prompt), and Anthropic
+  // prompts read from cache only where the logged request has cache_control breakpoints.
+  bool prefix_tracker = false;
 
   // Pipeline.
   int threads = 0;  // worker threads; 0: hardware concurrency
