@@ -80,6 +80,7 @@ bench: install
 	$(PY) benchmarks/bench_router.py
 	$(PY) benchmarks/bench_redis_cache.py
 	$(PY) benchmarks/bench_wrap.py
+	$(PY) benchmarks/bench_replay.py
 	$(PY) benchmarks/bench_prompt_cache.py
 	build/release/benchmarks/bench_ledger
 	$(PY) benchmarks/bench_ledger.py

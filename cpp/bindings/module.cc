@@ -14,6 +14,7 @@ PYBIND11_MODULE(_core, m) {
   thrifty::bindings::RegisterExactCache(m);
   thrifty::bindings::RegisterSemanticCache(m);
   thrifty::bindings::RegisterAgent(m);
+  thrifty::bindings::RegisterReplay(m);
   thrifty::bindings::RegisterRoute(m);
   thrifty::bindings::RegisterLedger(m);
   thrifty::bindings::RegisterPrompt(m);

@@ -13,6 +13,7 @@ void RegisterEmbed(pybind11::module_& m);
 void RegisterExactCache(pybind11::module_& m);
 void RegisterSemanticCache(pybind11::module_& m);
 void RegisterAgent(pybind11::module_& m);
+void RegisterReplay(pybind11::module_& m);
 void RegisterRoute(pybind11::module_& m);
 void RegisterLedger(pybind11::module_& m);
 void RegisterPrompt(pybind11::module_& m);

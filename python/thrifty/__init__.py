@@ -1,5 +1,6 @@
 """thrifty: cut what LLM applications pay for inference without cutting the quality they need."""
 
+from thrifty import synth, trace
 from thrifty._core import (
     AgentLimitError,
     AlreadyExistsError,
@@ -34,6 +35,7 @@ from thrifty._core import (
     request_key,
     tokenizer_family,
 )
+from thrifty._replay import replay, sweep
 from thrifty._version import __version__
 from thrifty.agent import (
     AgentBudget,
@@ -62,6 +64,7 @@ from thrifty.prompt import (
     PrefixTracker,
     PromptBuilder,
 )
+from thrifty.report import Report
 from thrifty.router import (
     Decision,
     KnnPredictor,
@@ -124,6 +127,11 @@ __all__ = [
     "last_call",
     "wrap",
     "Ledger",
+    "Report",
+    "replay",
+    "sweep",
+    "synth",
+    "trace",
     "Breakpoint",
     "CacheObservation",
     "CachePrediction",

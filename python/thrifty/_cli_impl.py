@@ -84,7 +84,50 @@ def _print_cost_table(rows: List[dict], calls: int) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from thrifty import synth
+    from thrifty._replay import replay
+
     catalog = _catalog(args.policy)
+    print(
+        f"thrifty demo: {args.requests:,} calls of synthetic traffic (support FAQ bot, multi-turn "
+        "assistant, agent loops, coding, math tutoring; seeded, offline) replayed through "
+        "thrifty's exact cache, semantic cache, router and prompt-cache simulation\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="thrifty-demo-") as tmp:
+        trace = synth.generate(Path(tmp) / "sample_traffic.jsonl", n=args.requests, seed=args.seed)
+        # The semantic cache is on for the FAQ bot only: on templated prompts (math problems
+        # that differ in their numbers, the same coding task in another language) it answers
+        # the wrong question -- see notebooks/replay_savings.ipynb for the measurement.
+        report = replay(
+            trace,
+            catalog,
+            semantic_namespaces=["support"],
+            sweep=(0.7, 0.8, 0.9),
+            progress=not args.no_progress,
+        )
+        print(report.text())
+        print(
+            "policy: exact cache on every app; semantic cache (threshold "
+            f"{report.data['semantic_threshold']}) on the 'support' FAQ bot only"
+        )
+        print("\nquality threshold sweep (label-oracle routing):")
+        for row in report.sweep:
+            q = row["quality_retained"]
+            print(
+                f"  threshold {row['quality_threshold']:.2f}: cost {_money(row['cost_usd'])} "
+                f"({row['savings_pct']:.1f}% saved), quality retained "
+                f"{'-' if q is None else f'{100 * q:.1f}%'}"
+            )
+        if args.report:
+            report.to_html(args.report)
+            print(f"\nHTML report: {args.report}")
+    print("\n" + "=" * 100 + "\n")
+    return _price_table(args, catalog)
+
+
+def _price_table(args: argparse.Namespace, catalog: thrifty.Catalog) -> int:
     request = _samples.support_request()
     static_part = {
         "model": request["model"],
@@ -92,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "messages": request["messages"][:1],
     }
     cacheable = thrifty.estimate_tokens(static_part)
-    print("thrifty demo: what one support-bot request costs on every current model")
+    print("what one support-bot request costs on every current model")
     print(
         f"catalog: {catalog.source} ({len(catalog)} models, prices read "
         f"{catalog.policy.get('read_on', '?')})"
@@ -114,6 +157,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{cheapest['model']} for this request. thrifty's router picks the cheapest model whose "
         "predicted quality meets your threshold."
     )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from thrifty._replay import replay
+
+    sweep = None
+    if args.sweep:
+        try:
+            sweep = [float(v) for v in args.sweep.split(",") if v.strip()]
+        except ValueError:
+            raise thrifty.InvalidArgumentError(
+                f"--sweep: expected comma-separated numbers, got {args.sweep!r}"
+            ) from None
+    report = replay(
+        args.trace,
+        args.policy,
+        routing=args.routing,
+        quality_threshold=args.threshold,
+        semantic_threshold=args.semantic_threshold,
+        exact=False if args.no_exact else None,
+        semantic=False if args.no_semantic else None,
+        prefix_cache=False if args.no_prefix_cache else None,
+        sweep=sweep,
+        progress=not args.no_progress,
+        limit=args.limit,
+        skip_invalid=args.skip_invalid,
+    )
+    print(report.text())
+    if args.report:
+        report.to_html(args.report)
+        print(f"HTML report: {args.report}")
+    if args.json:
+        report.to_json(args.json)
+        print(f"JSON report: {args.json}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from thrifty import synth
+
+    synth.generate(args.output, n=args.n, seed=args.seed)
+    print(f"wrote {args.n:,} synthetic calls to {args.output}")
     return 0
 
 
@@ -160,8 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--policy", help="policy YAML (default: the shipped catalog)")
         p.add_argument("--all", action="store_true", help="include deprecated models")
 
-    demo = sub.add_parser("demo", help="price a sample request across the catalog (no network)")
+    demo = sub.add_parser(
+        "demo", help="replay seeded sample traffic and price a request on every model (offline)"
+    )
     common(demo)
+    demo.add_argument("--requests", type=int, default=20_000, help="synthetic calls to replay")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--report", help="also write an HTML report here")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.add_argument("--output-tokens", type=int, default=300)
     demo.add_argument("--calls", type=int, default=1_000_000)
     demo.set_defaults(func=cmd_demo)
@@ -183,6 +275,34 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--calls", type=int, default=1_000_000)
     cost.add_argument("--json", action="store_true", help="print JSON rows")
     cost.set_defaults(func=cmd_cost)
+
+    rep = sub.add_parser("replay", help="replay a JSONL trace through a cost policy")
+    rep.add_argument("trace", help="JSONL trace (docs/trace_format.md)")
+    rep.add_argument("--policy", help="policy YAML (default: the shipped policy)")
+    rep.add_argument("--report", help="write a self-contained HTML report here")
+    rep.add_argument("--json", help="write the full report as JSON here")
+    rep.add_argument(
+        "--routing",
+        default="auto",
+        choices=["auto", "labels", "priors", "keep"],
+        help="auto/labels: label oracle; priors: catalog priors by tags.category; keep: none",
+    )
+    rep.add_argument("--threshold", type=float, help="routing quality threshold (0..1)")
+    rep.add_argument("--semantic-threshold", type=float, help="semantic cache similarity")
+    rep.add_argument("--sweep", help="comma-separated quality thresholds to replay again")
+    rep.add_argument("--no-exact", action="store_true")
+    rep.add_argument("--no-semantic", action="store_true")
+    rep.add_argument("--no-prefix-cache", action="store_true")
+    rep.add_argument("--limit", type=int, help="replay only the first N calls")
+    rep.add_argument("--skip-invalid", action="store_true", help="skip bad lines, do not fail")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    rep.set_defaults(func=cmd_replay)
+
+    syn = sub.add_parser("synth", help="write seeded synthetic traffic (a JSONL trace)")
+    syn.add_argument("output")
+    syn.add_argument("-n", type=int, default=20_000)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_synth)
 
     key = sub.add_parser("key", help="print a request's cache key")
     key.add_argument("request")

@@ -485,6 +485,41 @@ class _Ledger:
     @property
     def shared_errors(self) -> int: ...
 
+# replay (cpp/bindings/replay.cc); use thrifty.replay() instead of _replay.
+def _replay(
+    path: str,
+    catalog: Catalog,
+    *,
+    exact: bool = ...,
+    exact_ttl_seconds: Optional[float] = ...,
+    exact_max_entries: Optional[int] = ...,
+    semantic: bool = ...,
+    semantic_threshold: float = ...,
+    semantic_ttl_seconds: Optional[float] = ...,
+    semantic_max_entries: Optional[int] = ...,
+    semantic_namespaces: List[str] = ...,
+    embedder: Optional[Embedder] = ...,
+    routing: str = ...,
+    quality_threshold: float = ...,
+    candidate_models: List[str] = ...,
+    router: Optional[Callable[[Dict[str, Any], int], Any]] = ...,
+    prefix_cache: bool = ...,
+    prefix_ttl_seconds: float = ...,
+    prefix_min_tokens: int = ...,
+    prefix_tracker: bool = ...,
+    threads: int = ...,
+    batch_size: int = ...,
+    max_batches_in_flight: int = ...,
+    limit: Optional[int] = ...,
+    skip_invalid: bool = ...,
+    audit_sample_size: int = ...,
+    seed: int = ...,
+    bucket_seconds: float = ...,
+    progress: Optional[Callable[[int, int, int], Any]] = ...,
+    progress_every: int = ...,
+) -> Dict[str, Any]: ...
+def _parse_trace_line(line: str, where: str = ...) -> Dict[str, Any]: ...
+
 # --- prompt-cache rules, prompt assembly, prefix tracking ----------------------------------
 
 class ProviderCacheRules:

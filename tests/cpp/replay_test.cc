@@ -1,0 +1,357 @@
+#include "thrifty/replay/replay.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>  // getpid
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../../cpp/src/replay/fast_json.h"
+#include "nlohmann/json.hpp"
+#include "test_util.h"
+#include "thrifty/replay/line_reader.h"
+#include "thrifty/replay/prefix_cache_sim.h"
+#include "thrifty/replay/sim_clock.h"
+#include "thrifty/replay/trace_record.h"
+
+namespace thrifty::replay {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using thrifty::testing::Msg;
+
+// Two models whose prices make the arithmetic easy to check by hand.
+catalog::Catalog TestCatalog() {
+  catalog::ModelSpec big;
+  big.name = "big";
+  big.provider = "openai";
+  big.input_per_mtok = 10.0;
+  big.output_per_mtok = 30.0;
+  big.cached_input_per_mtok = 1.0;
+  big.quality = {{"chat", 0.95}};
+  catalog::ModelSpec small;
+  small.name = "small";
+  small.provider = "openai";
+  small.input_per_mtok = 1.0;
+  small.output_per_mtok = 2.0;
+  small.cached_input_per_mtok = 0.1;
+  small.quality = {{"chat", 0.85}};
+  return *catalog::Catalog::Create({big, small});
+}
+
+class TempFile {
+ public:
+  explicit TempFile(const std::vector<json>& lines) {
+    static std::atomic<int> counter{0};
+    path_ = ::testing::TempDir() + "/replay_test_" + std::to_string(getpid()) + "_" +
+            std::to_string(counter++) + ".jsonl";
+    std::ofstream out(path_);
+    for (const json& line : lines) out << line.dump() << "\n";
+  }
+  struct Raw {};
+  TempFile(Raw, const std::string& text) {
+    static std::atomic<int> counter{0};
+    path_ = ::testing::TempDir() + "/replay_test_raw_" + std::to_string(getpid()) + "_" +
+            std::to_string(counter++) + ".jsonl";
+    std::ofstream out(path_);
+    out << text;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+json Call(double ts, const std::string& question, const std::string& model, int64_t prompt,
+          int64_t output, json labels = nullptr, const std::string& system = "be brief") {
+  json line = {
+      {"id", question + "@" + std::to_string(ts)},
+      {"ts", ts},
+      {"request",
+       {{"model", model},
+        {"messages",
+         {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", question}}}}}},
+      {"response",
+       {{"provider", "openai"},
+        {"usage", {{"prompt_tokens", prompt}, {"completion_tokens", output}}}}}};
+  if (!labels.is_null()) line["labels"] = labels;
+  return line;
+}
+
+ReplayOptions Options() {
+  ReplayOptions options;
+  options.semantic = false;
+  options.prefix_cache = false;
+  options.threads = 2;
+  return options;
+}
+
+TEST(SimClockTest, NeverGoesBackwards) {
+  SimClock clock(10.0);
+  EXPECT_TRUE(clock.Advance(20.0));
+  EXPECT_FALSE(clock.Advance(15.0));
+  EXPECT_DOUBLE_EQ(clock.NowSeconds(), 20.0);
+  EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(20));
+  EXPECT_EQ(clock.Function()(), absl::FromUnixSeconds(20));
+}
+
+TEST(ReplayTest, SavingsArithmeticOnAHandMadeTrace) {
+  const json labels_easy = {{"big", {{"quality", 0.9}, {"output_tokens", 100}}},
+                            {"small", {{"quality", 0.85}, {"output_tokens", 80}}}};
+  const json labels_hard = {{"big", {{"quality", 0.9}, {"output_tokens", 100}}},
+                            {"small", {{"quality", 0.5}, {"output_tokens", 80}}}};
+  TempFile trace(
+      std::vector<json>{Call(0, "what is two plus two", "big", 1000, 100, labels_easy),
+                        Call(10, "what is two plus two", "big", 1000, 100, labels_easy),
+                        Call(20, "prove the riemann hypothesis", "big", 1000, 100, labels_hard)});
+  const catalog::Catalog catalog = TestCatalog();
+  auto result = Replay(trace.path(), catalog, Options());
+  ASSERT_TRUE(result.ok()) << result.status();
+  const json& r = *result;
+  // Baseline: 3 x (1000 * $10 + 100 * $30) / 1M = 3 x 0.013.
+  EXPECT_NEAR(r["baseline_cost_usd"].get<double>(), 0.039, 1e-12);
+  // Policy: call 1 on small (1000 * $1 + 80 * $2) / 1M, call 2 from the exact cache, call 3 on
+  // big (small's labelled quality 0.5 is under the 0.8 threshold).
+  EXPECT_NEAR(r["cost_usd"].get<double>(), 0.00116 + 0.013, 1e-12);
+  EXPECT_NEAR(r["savings_by_lever"]["exact"].get<double>(), 0.013, 1e-12);
+  EXPECT_NEAR(r["savings_by_lever"]["routing"].get<double>(), 0.013 - 0.00116, 1e-12);
+  EXPECT_NEAR(r["savings_by_lever"]["semantic"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(r["savings_by_lever"]["prefix_cache"].get<double>(), 0.0, 1e-12);
+  EXPECT_EQ(r["exact_hits"], 1);
+  EXPECT_EQ(r["routed_requests"], 1);
+  // Served quality: 0.85 (small), 0.85 (the cached answer of small), 0.9 (big).
+  EXPECT_NEAR(r["quality_retained"].get<double>(), (0.85 + 0.85 + 0.9) / 2.7, 1e-12);
+  EXPECT_EQ(r["quality_source"], "labels");
+  EXPECT_EQ(r["model_mix"]["small"]["requests"], 1);
+  EXPECT_EQ(r["model_mix"]["big"]["requests"], 1);
+  EXPECT_EQ(r["model_mix"]["(exact cache)"]["requests"], 1);
+}
+
+TEST(ReplayTest, ExactCacheTtlRunsOnTheTraceClock) {
+  TempFile trace(std::vector<json>{Call(1000, "q", "big", 10, 10), Call(1050, "q", "big", 10, 10),
+                                   Call(1200, "q", "big", 10, 10), Call(1250, "q", "big", 10, 10)});
+  ReplayOptions options = Options();
+  options.exact_ttl_seconds = 100;
+  options.routing = RoutingMode::kKeep;
+  auto result = Replay(trace.path(), TestCatalog(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Stored at 1000 (expires 1100): hit at 1050, miss at 1200 (stored again), hit at 1250.
+  EXPECT_EQ((*result)["exact_hits"], 2);
+  EXPECT_EQ((*result)["stats"]["exact_cache"]["expirations"], 1);
+}
+
+TEST(ReplayTest, PrefixCacheTtlRunsOnTheTraceClock) {
+  const std::string system(8000, 'x');  // ~1,000+ tokens of static system prompt
+  std::string long_system;
+  for (int i = 0; i < 700; ++i) long_system += "policy rule number " + std::to_string(i) + ". ";
+  TempFile trace(
+      std::vector<json>{Call(0, "first question", "big", 3000, 10, nullptr, long_system),
+                        Call(100, "second question", "big", 3000, 10, nullptr, long_system),
+                        Call(1000, "third question", "big", 3000, 10, nullptr, long_system)});
+  ReplayOptions options = Options();
+  options.exact = false;
+  options.routing = RoutingMode::kKeep;
+  options.prefix_cache = true;
+  options.prefix_rules.ttl_seconds = 300;
+  auto result = Replay(trace.path(), TestCatalog(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const json& r = *result;
+  // Only the second call finds the system prompt warm (100 s after the first); the third comes
+  // 900 s later, after the 300 s TTL.
+  const int64_t cached = r["cached_prompt_tokens_policy"].get<int64_t>();
+  EXPECT_GT(cached, 1024);
+  EXPECT_LT(cached, 3000);
+  EXPECT_EQ(cached % 128, 0);
+  // The logged calls had no cached tokens, so the lever saves (10 - 1) $/M on them.
+  EXPECT_NEAR(r["savings_by_lever"]["prefix_cache"].get<double>(), cached * 9.0 / 1e6, 1e-12);
+  EXPECT_NEAR(r["savings_usd"].get<double>(), cached * 9.0 / 1e6, 1e-12);
+}
+
+TEST(ReplayTest, SemanticHitsAreAuditedAndCheckedAgainstIntents) {
+  json a = Call(0, "How do I reset my password?", "big", 100, 10);
+  a["tags"] = {{"intent", "reset"}};
+  json b = Call(5, "how do I reset my password", "big", 100, 10);
+  b["tags"] = {{"intent", "reset"}};
+  json c = Call(6, "How do I reset my password?!", "big", 100, 10);
+  c["tags"] = {{"intent", "other"}};
+  c["request"]["temperature"] = 0;  // a different context: never answered from a or b
+  json d = Call(7, "How do I reset my password please", "big", 100, 10);
+  d["tags"] = {{"intent", "change"}};
+  TempFile trace(std::vector<json>{a, b, c, d});
+  ReplayOptions options = Options();
+  options.semantic = true;
+  options.semantic_threshold = 0.8;
+  options.routing = RoutingMode::kKeep;
+  auto result = Replay(trace.path(), TestCatalog(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const json& r = *result;
+  EXPECT_EQ(r["exact_hits"], 0);
+  EXPECT_EQ(r["semantic_hits"], 2);  // b and d; c is in its own context
+  EXPECT_EQ(r["semantic_false_hits"], 1);
+  ASSERT_EQ(r["audit_sample"].size(), 2u);
+  EXPECT_EQ(r["audit_sample"][0]["matched_query"], "How do I reset my password?");
+  EXPECT_EQ(r["audit_sample"][0]["same_intent"], true);
+  EXPECT_EQ(r["audit_sample"][1]["same_intent"], false);
+}
+
+TEST(ReplayTest, PipelineSettingsDoNotChangeTheResult) {
+  std::vector<json> lines;
+  for (int i = 0; i < 500; ++i) {
+    lines.push_back(Call(i, "question " + std::to_string(i % 37), i % 3 ? "big" : "small", 50 + i,
+                         20, {{"small", {{"quality", (i % 10) / 10.0}, {"output_tokens", 7}}}}));
+  }
+  TempFile trace(lines);
+  const catalog::Catalog catalog = TestCatalog();
+  ReplayOptions wide = Options();
+  wide.semantic = true;
+  ReplayOptions narrow = wide;  // the smallest memory footprint: one batch of 2 in flight
+  narrow.batch_size = 2;
+  narrow.max_batches_in_flight = 1;
+  narrow.threads = 1;
+  auto a = Replay(trace.path(), catalog, wide);
+  auto b = Replay(trace.path(), catalog, narrow);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const char* key : {"requests", "exact_hits", "semantic_hits", "routed_requests"}) {
+    EXPECT_EQ((*a)[key], (*b)[key]) << key;
+  }
+  EXPECT_DOUBLE_EQ((*a)["cost_usd"].get<double>(), (*b)["cost_usd"].get<double>());
+  EXPECT_EQ((*a)["requests"], 500);
+  EXPECT_EQ((*b)["stats"]["max_batches_in_flight"], 1);
+
+  narrow.limit = 123;
+  narrow.semantic_max_entries = 5;
+  auto c = Replay(trace.path(), catalog, narrow);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)["requests"], 123);
+  EXPECT_LE((*c)["stats"]["semantic_cache"]["entries"].get<int64_t>(), 5);
+}
+
+TEST(ReplayTest, BadLinesNameTheFileAndLine) {
+  TempFile trace(TempFile::Raw{},
+                 Call(0, "q", "big", 1, 1).dump() + "\n\n{\"ts\": 1, \"request\": {}}\n");
+  auto result = Replay(trace.path(), TestCatalog(), Options());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(result), HasSubstr(trace.path() + ":3: request.model: missing"));
+
+  ReplayOptions skip = Options();
+  skip.skip_invalid = true;
+  auto skipped = Replay(trace.path(), TestCatalog(), skip);
+  ASSERT_TRUE(skipped.ok());
+  EXPECT_EQ((*skipped)["requests"], 1);
+  EXPECT_EQ((*skipped)["invalid_lines"], 1);
+
+  auto missing = Replay("/nonexistent/trace.jsonl", TestCatalog(), Options());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(TraceRecordTest, ParsesAndChecksFields) {
+  auto ok = ParseTraceRecord(
+      R"({"ts": 5, "namespace": "t", "request": {"model": "claude-x", "system": "s",)"
+      R"( "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},)"
+      R"( "response": {"usage": {"input_tokens": 3, "output_tokens": 4}},)"
+      R"( "labels": {"m": {"quality": 0.5, "output_tokens": 9, "cost_usd": 0.1}}})",
+      "t.jsonl:1");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->provider, "anthropic");
+  EXPECT_EQ(ok->usage->output_tokens, 4);
+  EXPECT_EQ(FinalUserText(ok->request), "hi");
+  ASSERT_NE(ok->Label("m"), nullptr);
+  EXPECT_EQ(*ok->Label("m")->output_tokens, 9);
+
+  EXPECT_THAT(Msg(ParseTraceRecord("{", "f:2")), HasSubstr("f:2: malformed JSON"));
+  EXPECT_THAT(Msg(ParseTraceRecord("[]", "f:3")), HasSubstr("f:3: a trace line must be"));
+  EXPECT_THAT(Msg(ParseTraceRecord(R"({"request": {}})", "f:4")), HasSubstr("f:4: ts: missing"));
+  EXPECT_THAT(
+      Msg(ParseTraceRecord(
+          R"({"ts": 1, "request": {"model": "m", "messages": []}, "labels": {"m": {"quality": 2}}})",
+          "f:5")),
+      HasSubstr("f:5: labels.m.quality: expected a number in [0, 1], got 2"));
+  EXPECT_THAT(Msg(ParseTraceRecord(R"({"ts": -1, "request": {}})", "f:6")),
+              HasSubstr("f:6: ts: expected a finite number"));
+}
+
+TEST(LineReaderTest, StreamsLinesLongerThanTheBuffer) {
+  const std::string longline(10000, 'a');
+  TempFile file(TempFile::Raw{}, "one\r\n" + longline + "\nlast");
+  auto reader = LineReader::Open(file.path(), 16);
+  ASSERT_TRUE(reader.ok());
+  std::string line;
+  std::vector<std::string> lines;
+  while (*(*reader)->Next(line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "one");
+  EXPECT_EQ(lines[1], longline);
+  EXPECT_EQ(lines[2], "last");
+  EXPECT_EQ((*reader)->bytes_read(), (*reader)->file_size());
+}
+
+TEST(PrefixCacheSimTest, LongestWarmPrefixWithinTtl) {
+  PrefixCacheSim sim({.min_cacheable_tokens = 1024, .block_tokens = 128, .ttl_seconds = 300});
+  std::vector<PrefixPoint> a = {{1, 1500}, {2, 1700}, {3, 2000}};
+  std::vector<PrefixPoint> b = {{1, 1500}, {2, 1700}, {9, 2100}};
+  EXPECT_EQ(sim.CachedTokens(0, b, 0.0), 0);
+  sim.Observe(0, a, 0.0);
+  EXPECT_EQ(sim.CachedTokens(0, b, 10.0), 1664);  // 1700 rounded down to 128s
+  EXPECT_EQ(sim.CachedTokens(1, b, 10.0), 0);     // another model
+  EXPECT_EQ(sim.CachedTokens(0, b, 301.0), 0);    // expired
+}
+
+TEST(FastJsonTest, BuildsWhatNlohmannBuildsAndRejectsWhatItRejects) {
+  const std::vector<std::string> inputs = {
+      R"({"a": 1, "b": [true, false, null], "c": {"d": -2, "e": 1.5e3, "f": ""}})",
+      R"([0, -0, 1.0, -1.25, 1e-7, 18446744073709551615, 18446744073709551616, -9223372036854775808])",
+      R"("esc \" \\ \/ \b \f \n \r \t \u00e9 \u20ac \ud83d\ude00 end")",
+      "\"caf\xc3\xa9 \xe2\x82\xac\"",
+      R"({"dup": 1, "dup": 2})",
+      "  {\n\t\"ws\" :\r\n [ ] , \"o\":{ } }  ",
+      // Rejected by both:
+      "",
+      "{",
+      "[1,]",
+      "{\"a\":}",
+      "01",
+      "1.",
+      "-",
+      "1e",
+      ".5",
+      "tru",
+      "nul",
+      "[1 2]",
+      "\"\x01\"",
+      "\"\\x\"",
+      "\"\\ud83d\"",
+      "\"\\udc00\"",
+      "\"\xc3\"",
+      "\"\xff\"",
+      "\"\xed\xa0\x80\"",
+      "{} x",
+      "1e999",
+      "[\"a\"] ]",
+      "{\"a\" 1}",
+      "{1: 2}",
+  };
+  for (const std::string& input : inputs) {
+    const json expected = json::parse(input, nullptr, /*allow_exceptions=*/false);
+    const std::optional<json> got = internal::FastJsonParse(input);
+    if (expected.is_discarded()) {
+      EXPECT_FALSE(got.has_value()) << input;
+      continue;
+    }
+    ASSERT_TRUE(got.has_value()) << input;
+    EXPECT_EQ(*got, expected) << input;
+    EXPECT_EQ(got->dump(), expected.dump()) << input;  // same number types too
+  }
+  std::string deep(600, '[');
+  deep += std::string(600, ']');
+  EXPECT_FALSE(internal::FastJsonParse(deep).has_value());  // nesting limit, no stack overflow
+}
+
+}  // namespace
+}  // namespace thrifty::replay
