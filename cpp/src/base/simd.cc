@@ -2,16 +2,26 @@
 
 #include <immintrin.h>
 
-namespace thrifty::route::internal {
+#include <algorithm>
+
+// GCC 12 warns inside its own AVX-512 intrinsics (their _mm512_undefined_* pass-through
+// operands; GCC bug 105593, fixed in 13) wherever this file inlines them.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace thrifty::simd {
 namespace {
 
-float DotScalar(const float* a, const float* b, size_t dim) {
+float InnerProductScalar(const float* a, const float* b, size_t dim) {
   float sum = 0.0f;
   for (size_t i = 0; i < dim; ++i) sum += a[i] * b[i];
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) float DotAvx2(const float* a, const float* b, size_t dim) {
+__attribute__((target("avx2,fma"))) float InnerProductAvx2(const float* a, const float* b,
+                                                           size_t dim) {
   __m256 acc0 = _mm256_setzero_ps();
   __m256 acc1 = _mm256_setzero_ps();
   size_t i = 0;
@@ -31,7 +41,8 @@ __attribute__((target("avx2,fma"))) float DotAvx2(const float* a, const float* b
   return total;
 }
 
-__attribute__((target("avx512f"))) float DotAvx512(const float* a, const float* b, size_t dim) {
+__attribute__((target("avx512f"))) float InnerProductAvx512(const float* a, const float* b,
+                                                            size_t dim) {
   __m512 acc0 = _mm512_setzero_ps();
   __m512 acc1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -47,14 +58,14 @@ __attribute__((target("avx512f"))) float DotAvx512(const float* a, const float* 
   return total;
 }
 
-float CodeSumScalar(const float* weights, const uint8_t* code, size_t dim) {
+float WeightedCodeSumScalar(const float* weights, const uint8_t* code, size_t dim) {
   float sum = 0.0f;
   for (size_t i = 0; i < dim; ++i) sum += weights[i] * static_cast<float>(code[i]);
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) float CodeSumAvx2(const float* weights, const uint8_t* code,
-                                                      size_t dim) {
+__attribute__((target("avx2,fma"))) float WeightedCodeSumAvx2(const float* weights,
+                                                              const uint8_t* code, size_t dim) {
   __m256 acc0 = _mm256_setzero_ps();
   __m256 acc1 = _mm256_setzero_ps();
   size_t i = 0;
@@ -74,8 +85,8 @@ __attribute__((target("avx2,fma"))) float CodeSumAvx2(const float* weights, cons
   return total;
 }
 
-__attribute__((target("avx512f"))) float CodeSumAvx512(const float* weights, const uint8_t* code,
-                                                       size_t dim) {
+__attribute__((target("avx512f"))) float WeightedCodeSumAvx512(const float* weights,
+                                                               const uint8_t* code, size_t dim) {
   __m512 acc0 = _mm512_setzero_ps();
   __m512 acc1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -96,6 +107,46 @@ __attribute__((target("avx512f"))) float CodeSumAvx512(const float* weights, con
   for (; i < dim; ++i) total += weights[i] * static_cast<float>(code[i]);
   return total;
 }
+
+// The batch loop below, for each kernel: the rows are scattered (the hardware prefetcher cannot
+// guess them), so prefetch about kPrefetchBytes ahead of the row being computed. Measured on
+// 1M 256-d codes: 16 rows ahead beat 4 by ~10%; beyond that it made no difference.
+constexpr size_t kPrefetchBytes = 4096;
+
+inline void PrefetchCode(const uint8_t* code, size_t dim) {
+  for (size_t offset = 0; offset < dim; offset += 64) __builtin_prefetch(code + offset);
+}
+
+#define THRIFTY_WEIGHTED_CODE_SUMS_BODY(kernel)                                              \
+  const size_t ahead = std::max<size_t>(1, kPrefetchBytes / std::max<size_t>(dim, 1));       \
+  for (size_t j = 0; j < std::min(ahead, n); ++j) {                                          \
+    PrefetchCode(codes + static_cast<size_t>(ids[j]) * dim, dim);                            \
+  }                                                                                          \
+  for (size_t j = 0; j < n; ++j) {                                                           \
+    if (j + ahead < n) PrefetchCode(codes + static_cast<size_t>(ids[j + ahead]) * dim, dim); \
+    out[j] = kernel(weights, codes + static_cast<size_t>(ids[j]) * dim, dim);                \
+  }
+
+void WeightedCodeSumsScalar(const float* weights, const uint8_t* codes, size_t dim,
+                            const int32_t* ids, size_t n, float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumScalar)
+}
+
+__attribute__((target("avx2,fma"))) void WeightedCodeSumsAvx2(const float* weights,
+                                                              const uint8_t* codes, size_t dim,
+                                                              const int32_t* ids, size_t n,
+                                                              float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx2)
+}
+
+__attribute__((target("avx512f"))) void WeightedCodeSumsAvx512(const float* weights,
+                                                               const uint8_t* codes, size_t dim,
+                                                               const int32_t* ids, size_t n,
+                                                               float* out) {
+  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx512)
+}
+
+#undef THRIFTY_WEIGHTED_CODE_SUMS_BODY
 
 int32_t CodeDotScalar(const int16_t* weights, const uint8_t* code, size_t dim) {
   int32_t sum = 0;
@@ -157,44 +208,54 @@ CodeDotFn PickCodeDot() {
 
 const CodeDotFn kCodeDot = PickCodeDot();
 
-using DotFn = float (*)(const float*, const float*, size_t);
-using CodeSumFn = float (*)(const float*, const uint8_t*, size_t);
+using Kernel = float (*)(const float*, const float*, size_t);
+using BatchCodeKernel = void (*)(const float*, const uint8_t*, size_t, const int32_t*, size_t,
+                                 float*);
 
-struct Kernels {
-  DotFn dot;
-  CodeSumFn code_sum;
+struct Dispatch {
+  Kernel kernel;
+  float (*code_kernel)(const float*, const uint8_t*, size_t);
+  BatchCodeKernel batch_code_kernel;
+  std::string_view level;
 };
 
-Kernels Pick() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {DotAvx512, CodeSumAvx512};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return {DotAvx2, CodeSumAvx2};
-  }
-  return {DotScalar, CodeSumScalar};
+const Dispatch& Chosen() {
+  static const Dispatch dispatch = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+      return Dispatch{InnerProductAvx512, WeightedCodeSumAvx512, WeightedCodeSumsAvx512, "avx512"};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      return Dispatch{InnerProductAvx2, WeightedCodeSumAvx2, WeightedCodeSumsAvx2, "avx2"};
+    }
+    return Dispatch{InnerProductScalar, WeightedCodeSumScalar, WeightedCodeSumsScalar, "scalar"};
+  }();
+  return dispatch;
 }
-
-const Kernels kKernels = Pick();
-const DotFn kDot = kKernels.dot;
 
 }  // namespace
 
-float Dot(const float* a, const float* b, size_t dim) { return kDot(a, b, dim); }
+float InnerProduct(const float* a, const float* b, size_t dim) {
+  return Chosen().kernel(a, b, dim);
+}
 
-void Dots(const float* query, const float* base, size_t dim, size_t n, float* out) {
-  const DotFn dot = kDot;
-  for (size_t i = 0; i < n; ++i) {
-    if (i + 2 < n) __builtin_prefetch(base + (i + 2) * dim);
-    out[i] = dot(query, base + i * dim, dim);
-  }
+void InnerProducts(const float* query, const float* base, size_t dim, size_t n, float* out) {
+  const Kernel kernel = Chosen().kernel;
+  for (size_t i = 0; i < n; ++i) out[i] = kernel(query, base + i * dim, dim);
 }
 
 float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim) {
-  return kKernels.code_sum(weights, code, dim);
+  return Chosen().code_kernel(weights, code, dim);
+}
+
+void WeightedCodeSums(const float* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+                      size_t n, float* out) {
+  Chosen().batch_code_kernel(weights, codes, dim, ids, n, out);
 }
 
 int32_t CodeDot(const int16_t* weights, const uint8_t* code, size_t dim) {
   return kCodeDot(weights, code, dim);
 }
 
-}  // namespace thrifty::route::internal
+std::string_view SimdLevel() { return Chosen().level; }
+
+}  // namespace thrifty::simd
