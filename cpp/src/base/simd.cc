@@ -139,13 +139,9 @@ __attribute__((target("avx2,fma"))) void WeightedCodeSumsAvx2(const float* weigh
   THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx2)
 }
 
-__attribute__((target("avx512f"))) void WeightedCodeSumsAvx512(const float* weights,
-                                                               const uint8_t* codes, size_t dim,
-                                                               const int32_t* ids, size_t n,
-                                                               float* out) {
-  THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx512)
-}
-
+__attribute__((target("avx512f"))) void WeightedCodeSumsAvx512(
+    const float* weights, const uint8_t* codes, size_t dim, const int32_t* ids, size_t n,
+    float* out){THRIFTY_WEIGHTED_CODE_SUMS_BODY(WeightedCodeSumAvx512)}
 #undef THRIFTY_WEIGHTED_CODE_SUMS_BODY
 
 int32_t CodeDotScalar(const int16_t* weights, const uint8_t* code, size_t dim) {
