@@ -16,6 +16,7 @@
 #include "cost.h"
 #include "errors.h"
 #include "json_convert.h"
+#include "ledger.h"
 #include "register.h"
 #include "thrifty/cache/redis_budget_store.h"
 #include "thrifty/catalog/catalog.h"
@@ -146,6 +147,14 @@ struct PyLedger {
 };
 
 }  // namespace
+
+cost::Ledger* LedgerFromPy(const py::handle& obj, std::string_view arg) {
+  if (!py::isinstance<PyLedger>(obj)) {
+    throw py::type_error(std::string(arg) + ": expected a thrifty.Ledger, True or None, got " +
+                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  }
+  return obj.cast<PyLedger&>().ledger.get();
+}
 
 void RegisterLedger(py::module_& m) {
   py::class_<PyLedger>(m, "_Ledger",

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import thrifty
 from thrifty import _samples
@@ -83,6 +83,21 @@ def _print_cost_table(rows: List[dict], calls: int) -> None:
         )
 
 
+def _demo_ledger(catalog: Any) -> Any:
+    """The ledger the demo records the policy's calls into, with the alerts a team might set:
+    a daily budget on all traffic, a spike alert on any call over 5 cents, model-mix drift."""
+    from thrifty.ledger import Ledger
+
+    ledger = Ledger(catalog, max_time_buckets=24 * 60)
+    ledger.add_budget("*", "*", DEMO_DAILY_BUDGET_USD, period="day")
+    ledger.add_spike_alert(absolute_usd=0.05)
+    ledger.add_drift_alert(window_seconds=3600.0, points=15.0)
+    return ledger
+
+
+DEMO_DAILY_BUDGET_USD = 5.0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -106,8 +121,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             semantic_namespaces=["support"],
             sweep=(0.7, 0.8, 0.9),
             progress=not args.no_progress,
+            ledger=_demo_ledger(catalog),
         )
         print(report.text())
+        print()
+        print(report.spend_text(keys=("app", "category")))
         print(
             "policy: exact cache on every app; semantic cache (threshold "
             f"{report.data['semantic_threshold']}) on the 'support' FAQ bot only"

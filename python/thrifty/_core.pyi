@@ -517,6 +517,7 @@ def _replay(
     bucket_seconds: float = ...,
     progress: Optional[Callable[[int, int, int], Any]] = ...,
     progress_every: int = ...,
+    ledger: Optional[_Ledger] = ...,
 ) -> Dict[str, Any]: ...
 def _parse_trace_line(line: str, where: str = ...) -> Dict[str, Any]: ...
 

@@ -7,6 +7,7 @@ result in a Report.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -145,6 +146,7 @@ def replay(
     audit_sample_size: int = 50,
     seed: int = 0,
     bucket_seconds: float = 3600.0,
+    ledger: Any = None,
     **engine_options: Any,
 ) -> Report:
     """Replays a JSONL trace through a cost policy and returns a Report.
@@ -164,6 +166,11 @@ def replay(
     again for the cost-quality curve (``Report.sweep``, ``Report.plot_cost_quality()``).
     ``progress``: True for a tqdm bar on stderr, or a callable ``(records, bytes, total_bytes)``
     returning False to cancel.
+    ``ledger``: True to record every simulated call into a new ``thrifty.Ledger`` sized for the
+    trace, or your own ``thrifty.Ledger`` (with its budgets and alerts already added); calls are
+    recorded at the trace's timestamps, so budgets, spikes, drift and anomalies fire on trace
+    time. Then ``Report.ledger``, ``summary()["spend"]``, ``summary()["alerts"]`` and
+    ``Report.spend_dataframe()``.
     """
     trace = os.fspath(trace)
     if not Path(trace).exists():
@@ -197,9 +204,10 @@ def replay(
     }
     overrides.update(engine_options)
     kwargs = _engine_kwargs(catalog, overrides)
+    spend_ledger = _ledger_for(ledger, catalog, trace, bucket_seconds)
     callback = _progress_callback(progress)
     try:
-        data = _run(trace, catalog, dict(kwargs, progress=callback))
+        data = _run(trace, catalog, dict(kwargs, progress=callback, ledger=spend_ledger))
     finally:
         close = getattr(callback, "close", None)
         if close is not None:
@@ -209,7 +217,39 @@ def replay(
     if sweep is not None:
         data["sweep_param"] = sweep_param
         data["sweep"] = _sweep_rows(trace, catalog, kwargs, sweep_param, sweep)
-    return Report(data)
+    return Report(data, ledger=spend_ledger, catalog=catalog)
+
+
+def _trace_span_s(trace: str) -> Optional[float]:
+    """Seconds between the first and last record's ts (read from the file's two ends)."""
+    try:
+        with open(trace, "rb") as f:
+            first = f.readline()
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = [line for line in f.read().splitlines() if line.strip()]
+        return abs(float(json.loads(tail[-1])["ts"]) - float(json.loads(first)["ts"]))
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _ledger_for(ledger: Any, catalog: Any, trace: str, bucket_seconds: float) -> Any:
+    if ledger is None or ledger is False:
+        return None
+    if ledger is True:
+        from thrifty.ledger import Ledger
+
+        span = _trace_span_s(trace)
+        buckets = 168 if span is None else int(span // bucket_seconds) + 2
+        return Ledger(
+            catalog, bucket_seconds=bucket_seconds, max_time_buckets=max(168, min(buckets, 100000))
+        )
+    if not isinstance(ledger, _core._Ledger):
+        raise TypeError(
+            f"replay: ledger must be True, None or a thrifty.Ledger, got {type(ledger).__name__}"
+        )
+    return ledger
 
 
 def _sweep_rows(

@@ -10,11 +10,12 @@ Immutable after construction; safe to share across threads for reading.
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import io
 import json
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 __all__ = ["LEVERS", "Report"]
 
@@ -80,8 +81,11 @@ def _pyplot():
 class Report:
     """The result of thrifty.replay(). ``data`` holds everything the engine measured."""
 
-    def __init__(self, data: Dict[str, Any]):
+    def __init__(self, data: Dict[str, Any], ledger: Any = None, catalog: Any = None):
         self.data = data
+        # The thrifty.Ledger every simulated call was recorded into (replay(ledger=...)), or None.
+        self.ledger = ledger
+        self._catalog = catalog
 
     # ------------------------------------------------------------------ figures and tables --
 
@@ -103,7 +107,162 @@ class Report:
         out["savings_by_lever"] = dict(self.data.get("savings_by_lever") or {})
         out["model_mix"] = {m: v["requests"] for m, v in self.model_mix.items()}
         out["requests_per_s"] = (self.data.get("stats") or {}).get("requests_per_s")
+        if self.ledger is not None:
+            out["spend"] = self.spend()
+            out["alerts"] = self.alerts()
         return out
+
+    # ------------------------------------------------------------------ spend (ledger) --
+
+    def _input_split(self, by_model: Dict[str, Any]) -> Dict[str, float]:
+        """Uncached vs cached input tokens and what they cost, from the per-model tokens."""
+        out = {
+            "uncached_input_tokens": 0,
+            "cached_input_tokens": 0,
+            "uncached_input_cost_usd": 0.0,
+            "cached_input_cost_usd": 0.0,
+        }
+        for model, agg in by_model.items():
+            out["uncached_input_tokens"] += agg["input_tokens"]
+            out["cached_input_tokens"] += agg["cached_input_tokens"]
+            spec = None
+            if self._catalog is not None:
+                try:
+                    spec = self._catalog.get(model)
+                except (KeyError, LookupError):
+                    spec = None
+            if spec is None:
+                continue
+            cached_price = spec.cached_input_per_mtok
+            if cached_price is None:
+                cached_price = spec.input_per_mtok
+            out["uncached_input_cost_usd"] += agg["input_tokens"] * spec.input_per_mtok * 1e-6
+            out["cached_input_cost_usd"] += agg["cached_input_tokens"] * cached_price * 1e-6
+        return out
+
+    def spend(self) -> Optional[Dict[str, Any]]:
+        """What the policy spent, from the ledger (None without one): total_usd, calls,
+        by_model {model: {calls, cost_usd}}, by_tag {key: {value: {calls, cost_usd}}}, cache
+        outcomes, and cached vs uncached input tokens and their cost."""
+        if self.ledger is None:
+            return None
+        snap = self.ledger.snapshot()
+
+        def brief(agg: Dict[str, Any]) -> Dict[str, Any]:
+            return {"calls": agg["calls"], "cost_usd": agg["cost_usd"]}
+
+        out = {
+            "total_usd": snap["total_cost_usd"],
+            "calls": snap["calls"],
+            "by_model": {m: brief(a) for m, a in snap["by_model"].items()},
+            "by_tag": {
+                key: {v: brief(a) for v, a in values.items()}
+                for key, values in snap["by_tag"].items()
+            },
+            "cache": dict(snap["total"]["cache"]),
+            "savings_usd": dict(snap["total"]["savings_usd"]),
+        }
+        out.update(self._input_split(snap["by_model"]))
+        return out
+
+    def alerts(self) -> List[Dict[str, Any]]:
+        """The alerts that would have fired (budget thresholds, spikes, drift, anomalies), in the
+        order they fired, plus the ledger's spend anomalies; [] without a ledger."""
+        if self.ledger is None:
+            return []
+        fired = [dict(a) for a in self.ledger.alerts()]
+        seen = {
+            (a.get("tag"), a.get("value"), a.get("period_start"))
+            for a in fired
+            if a.get("kind") == "anomaly"
+        }
+        for a in self.ledger.anomalies():
+            if (a.get("tag"), a.get("value"), a.get("bucket_start")) in seen:
+                continue
+            fired.append(
+                {
+                    "kind": "anomaly",
+                    "tag": a.get("tag"),
+                    "value": a.get("value"),
+                    "observed": a.get("spend_usd"),
+                    "threshold": a.get("threshold_usd"),
+                    "limit": a.get("baseline_median_usd"),
+                    "ts": a.get("bucket_start"),
+                    "period_start": a.get("bucket_start"),
+                    "message": f"spend of {a.get('tag')}={a.get('value')} "
+                    f"{_money(a.get('spend_usd'))} vs baseline median "
+                    f"{_money(a.get('baseline_median_usd'))}",
+                }
+            )
+        return fired
+
+    def spend_text(self, keys: Sequence[str] = ("app", "feature", "customer"), top: int = 8) -> str:
+        """A short console block: policy spend by model and by the given tag keys, cached vs
+        uncached input, and the alerts that would have fired."""
+        spend = self.spend()
+        if spend is None:
+            return ""
+        lines = [f"spend (policy, from the ledger)  {_money(spend['total_usd'])}"]
+        groups = [("model", spend["by_model"])]
+        groups += [(k, spend["by_tag"][k]) for k in keys if k in spend["by_tag"]]
+        for name, values in groups:
+            lines.append(f"  by {name}:")
+            for value, agg in sorted(values.items(), key=lambda kv: -kv[1]["cost_usd"])[:top]:
+                lines.append(
+                    f"    {value:28} {agg['calls']:>9,} calls {_money(agg['cost_usd']):>10}"
+                )
+        lines.append(
+            f"  input tokens: {spend['uncached_input_tokens']:,} uncached "
+            f"({_money(spend['uncached_input_cost_usd'])}), {spend['cached_input_tokens']:,} "
+            f"cached ({_money(spend['cached_input_cost_usd'])})"
+        )
+        fired = self.alerts()
+        lines.append(f"alerts that would have fired: {len(fired)}")
+        for a in fired[:top]:
+            when = datetime.datetime.fromtimestamp(float(a.get("ts") or 0.0), datetime.timezone.utc)
+            lines.append(f"  {when:%Y-%m-%d %H:%M} {a.get('kind'):8} {a.get('message', '')}")
+        return "\n".join(lines)
+
+    def _spend_html(self) -> str:
+        esc = html.escape
+        spend = self.spend() or {}
+        blocks = []
+        groups = [("model", spend.get("by_model", {}))]
+        groups += sorted((spend.get("by_tag") or {}).items())
+        for name, values in groups:
+            body = "".join(
+                f"<tr><td>{esc(str(v))}</td><td>{a['calls']:,}</td><td>{_money(a['cost_usd'])}</td></tr>"
+                for v, a in sorted(values.items(), key=lambda kv: -kv[1]["cost_usd"])[:25]
+            )
+            blocks.append(
+                f"<h3>by {esc(name)}</h3><table><tr><th>{esc(name)}</th><th>calls</th>"
+                f"<th>cost</th></tr>{body}</table>"
+            )
+        alerts = "".join(
+            f"<tr><td>{esc(str(a.get('kind')))}</td><td>{float(a.get('ts') or 0):.0f}</td>"
+            f"<td>{esc(str(a.get('message', '')))}</td></tr>"
+            for a in self.alerts()[:100]
+        )
+        return (
+            f"<h2>Spend by feature, customer and model (policy)</h2>"
+            f"<p>Total {_money(spend.get('total_usd'))}; input tokens "
+            f"{spend.get('uncached_input_tokens', 0):,} uncached "
+            f"({_money(spend.get('uncached_input_cost_usd'))}), "
+            f"{spend.get('cached_input_tokens', 0):,} cached "
+            f"({_money(spend.get('cached_input_cost_usd'))}).</p>{''.join(blocks)}"
+            f"<h2>Alerts that would have fired</h2><table><tr><th>kind</th><th>ts</th>"
+            f"<th>message</th></tr>{alerts}</table>"
+        )
+
+    def spend_dataframe(self, by: str = "model"):
+        """Policy spend from the ledger as a DataFrame: ``by="model"`` (one row per model),
+        ``"tag"`` (one row per tag key and value), or ``"time"`` (per bucket of trace time)."""
+        if self.ledger is None:
+            raise ValueError(
+                "spend_dataframe: this report has no ledger; replay with ledger=True "
+                "or ledger=thrifty.Ledger(...)"
+            )
+        return self.ledger.to_dataframe(by=by)
 
     def to_dataframe(self):
         """The time series (one row per ``bucket_seconds`` of trace time): start (UTC
@@ -365,6 +524,7 @@ class Report:
                 f"<h2>Threshold sweep</h2><table><tr><th>{esc(param)}</th><th>cost</th>"
                 f"<th>savings</th><th>quality retained</th></tr>{body}</table>"
             )
+        spend_html = self._spend_html() if self.ledger is not None else ""
         document = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>thrifty replay report</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
@@ -379,6 +539,7 @@ pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style></head><body>
 <img alt="cost vs quality" src="data:image/png;base64,{quality}">
 {sweep}
 <h2>Model mix (policy)</h2><table><tr><th>model</th><th>requests</th><th>cost</th></tr>{mix}</table>
+{spend_html}
 <h2>Semantic cache hits to audit (random sample)</h2>
 <p>Each row is a request answered with the stored answer of another one. Check that they ask the same thing.</p>
 <table><tr><th>query</th><th>answered with the answer to</th><th>similarity</th><th>same intent (from tags)</th></tr>{audit}</table>

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -131,6 +132,53 @@ TEST(ReplayTest, SavingsArithmeticOnAHandMadeTrace) {
   EXPECT_EQ(r["model_mix"]["small"]["requests"], 1);
   EXPECT_EQ(r["model_mix"]["big"]["requests"], 1);
   EXPECT_EQ(r["model_mix"]["(exact cache)"]["requests"], 1);
+}
+
+TEST(ReplayTest, RecordsEveryCallIntoTheLedgerOnTraceTime) {
+  const json labels_easy = {{"big", {{"quality", 0.9}, {"output_tokens", 100}}},
+                            {"small", {{"quality", 0.85}, {"output_tokens", 80}}}};
+  const json labels_hard = {{"big", {{"quality", 0.9}, {"output_tokens", 100}}},
+                            {"small", {{"quality", 0.5}, {"output_tokens", 80}}}};
+  std::vector<json> lines = {
+      Call(0, "what is two plus two", "big", 1000, 100, labels_easy),
+      Call(10, "what is two plus two", "big", 1000, 100, labels_easy),
+      Call(20, "prove the riemann hypothesis", "big", 1000, 100, labels_hard)};
+  lines[0]["tags"] = {{"customer", "acme"}, {"feature", "search"}, {"difficulty", 0.3}};
+  lines[1]["tags"] = {{"customer", "acme"}, {"feature", "search"}};
+  lines[2]["tags"] = {{"customer", "zeta"}, {"feature", "chat"}};
+  TempFile trace(lines);
+  auto catalog = std::make_shared<const catalog::Catalog>(TestCatalog());
+  auto ledger = cost::Ledger::Create(catalog);
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  cost::BudgetSpec budget;
+  budget.tag = "customer";
+  budget.value = "zeta";
+  budget.limit_usd = 0.01;
+  budget.hard = true;
+  ASSERT_TRUE((*ledger)->AddBudget(budget).ok());
+  ReplayOptions options = Options();
+  options.ledger = ledger->get();
+  auto result = Replay(trace.path(), *catalog, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const json snap = (*ledger)->Snapshot();
+  EXPECT_EQ(snap["calls"], 3);
+  EXPECT_NEAR(snap["total_cost_usd"].get<double>(), (*result)["cost_usd"].get<double>(), 1e-9);
+  EXPECT_NEAR(snap["by_tag"]["customer"]["acme"]["cost_usd"].get<double>(), 0.00116, 1e-9);
+  EXPECT_NEAR(snap["by_tag"]["feature"]["chat"]["cost_usd"].get<double>(), 0.013, 1e-9);
+  EXPECT_FALSE(snap["by_tag"].contains("difficulty"));  // only string-valued tags
+  EXPECT_EQ(snap["by_model"]["small"]["calls"], 1);
+  EXPECT_EQ(snap["by_model"]["small"]["input_tokens"], 1000);
+  EXPECT_EQ(snap["by_model"]["small"]["output_tokens"], 80);
+  EXPECT_EQ(snap["total"]["cache"]["exact"], 1);
+  EXPECT_EQ(snap["total"]["cache"]["miss"], 2);
+  EXPECT_NEAR(snap["total"]["savings_usd"]["exact_cache"].get<double>(), 0.013, 1e-9);
+  // zeta's one call (0.013 at ts 20) crosses its $0.01 budget: the alert is at trace time.
+  const std::vector<cost::Alert> alerts = (*ledger)->Alerts();
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(alerts.back().kind, "budget");
+  EXPECT_EQ(alerts.back().value, "zeta");
+  EXPECT_DOUBLE_EQ(alerts.back().threshold, 1.0);
+  EXPECT_DOUBLE_EQ(alerts.back().ts, 20.0);
 }
 
 TEST(ReplayTest, ExactCacheTtlRunsOnTheTraceClock) {

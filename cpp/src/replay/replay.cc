@@ -434,6 +434,11 @@ class Simulation {
   absl::StatusOr<RouteChoice> Route(const Prepared& p, std::span<const double> predicted_quality,
                                     std::span<const double> predicted_output);
   void Bucket(double ts, double baseline, double cost, int hit_kind);
+  // Records one simulated call into options_.ledger (a no-op without one).
+  absl::Status ToLedger(const TraceRecord& rec, std::string_view model, const cost::Usage& usage,
+                        double cost_usd, cost::CacheOutcome outcome,
+                        std::initializer_list<cost::Saving> savings);
+  std::vector<cost::Tag> ledger_tags_;  // reused per call
 
   const catalog::Catalog& catalog_;
   const ReplayOptions& options_;
@@ -620,6 +625,31 @@ void Simulation::Bucket(double ts, double baseline, double cost, int hit_kind) {
   if (hit_kind == 2) ++b.semantic_hits;
 }
 
+absl::Status Simulation::ToLedger(const TraceRecord& rec, std::string_view model,
+                                  const cost::Usage& usage, double cost_usd,
+                                  cost::CacheOutcome outcome,
+                                  std::initializer_list<cost::Saving> savings) {
+  if (options_.ledger == nullptr) return absl::OkStatus();
+  ledger_tags_.clear();
+  if (!rec.ns.empty()) ledger_tags_.push_back({"namespace", rec.ns});
+  for (const auto& [key, value] : rec.tags) ledger_tags_.push_back({key, value});
+  cost::CallRecord call;
+  call.model = model;
+  call.usage = usage;
+  call.tags = ledger_tags_;
+  call.cost_usd = cost_usd;
+  call.cache = outcome;
+  call.savings = absl::Span<const cost::Saving>(savings.begin(), savings.size());
+  call.ts = rec.ts;
+  absl::StatusOr<double> recorded = options_.ledger->Record(call);
+  if (!recorded.ok()) {
+    return absl::Status(
+        recorded.status().code(),
+        StrCat("ledger: record '", rec.id, "' (ts ", rec.ts, "): ", recorded.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
                               std::span<const double> predicted_quality,
                               std::span<const double> predicted_output) {
@@ -674,7 +704,8 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
       count_quality(DecodeAnswer(hit->value).quality);
       mix_["(exact cache)"].requests += 1;
       Bucket(rec.ts, baseline, 0.0, 1);
-      return absl::OkStatus();
+      return ToLedger(rec, rec.model, cost::Usage{}, 0.0, cost::CacheOutcome::kExactHit,
+                      {{"exact_cache", baseline}});
     }
   }
   // 2. Semantic cache.
@@ -720,7 +751,8 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
         const uint64_t j = SplitMix(rng_) % static_cast<uint64_t>(audit_seen_);
         if (j < options_.audit_sample_size) audit_[j] = std::move(item);
       }
-      return absl::OkStatus();
+      return ToLedger(rec, rec.model, cost::Usage{}, 0.0, cost::CacheOutcome::kSemanticHit,
+                      {{"semantic_cache", baseline}});
     }
   }
 
@@ -743,6 +775,8 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
   double policy = baseline;
   double at_logged_caching = baseline;  // the chosen model with the logged prompt-cache reads
   std::string served_by = rec.model;
+  cost::Usage paid;  // what the policy's call sent and received (for the ledger)
+  if (rec.usage) paid = *rec.usage;
   if (chosen != nullptr && priced) {
     served_by = chosen->name;
     const bool same = chosen == logged;
@@ -775,6 +809,10 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
     }
     cached_policy_ += cached;
     if (!same) ++routed_;
+    paid = cost::Usage{};
+    paid.input_tokens = std::max<int64_t>(0, p.prompt_tokens - cached);
+    paid.cached_input_tokens = cached;
+    paid.output_tokens = output_tokens;
   }
   cost_usd_ += policy;
   save_routing_ += baseline - at_logged_caching;
@@ -783,6 +821,12 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
   m.requests += 1;
   m.cost_usd += policy;
   Bucket(rec.ts, baseline, policy, 0);
+  if (options_.ledger != nullptr) {
+    THRIFTY_RETURN_IF_ERROR(ToLedger(
+        rec, served_by, paid, policy,
+        exact_ != nullptr || use_semantic ? cost::CacheOutcome::kMiss : cost::CacheOutcome::kNone,
+        {{"routing", baseline - at_logged_caching}, {"prefix_cache", at_logged_caching - policy}}));
+  }
 
   std::optional<double> served_quality;
   if (const ModelLabel* label = rec.Label(served_by); label && label->quality) {

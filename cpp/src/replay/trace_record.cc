@@ -154,6 +154,9 @@ absl::StatusOr<TraceRecord> ParseTraceRecord(std::string_view line, std::string_
   }
   if (auto tags = doc.find("tags"); tags != doc.end() && !tags->is_null()) {
     if (!tags->is_object()) return Bad(where, "tags", "expected an object of tag: value");
+    for (const auto& [key, value] : tags->items()) {
+      if (value.is_string()) record.tags.emplace_back(key, value.get<std::string>());
+    }
     if (auto c = tags->find("category"); c != tags->end() && c->is_string()) {
       record.category = c->get<std::string>();
     }

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/catalog/catalog.h"
+#include "thrifty/cost/ledger.h"
 #include "thrifty/embed/embedder.h"
 #include "thrifty/replay/prefix_cache_sim.h"
 #include "thrifty/replay/trace_record.h"
@@ -144,6 +145,14 @@ struct ReplayOptions {
   // file size); returning false cancels the run (Cancelled).
   std::function<bool(int64_t, int64_t, int64_t)> progress;
   int64_t progress_every = 20000;
+
+  // Spend accounting (not owned; may be null). Every simulated call is recorded into it once,
+  // on the simulation thread: the model that served it (the logged model for cache hits), the
+  // tokens and cost the policy paid, the trace's string-valued tags plus "namespace", the
+  // cache outcome (exact / semantic / miss), the savings by lever (exact_cache,
+  // semantic_cache, routing, prefix_cache) and ts = the trace's timestamp, so the ledger's
+  // budgets, alerts, hourly buckets and anomaly detection run on trace time.
+  cost::Ledger* ledger = nullptr;
 };
 
 // Runs the replay of the trace at `path`. The result is a JSON object documented in

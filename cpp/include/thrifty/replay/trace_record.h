@@ -41,6 +41,7 @@ struct TraceRecord {
   std::optional<cost::Usage> usage;  // response.usage as the provider reported it, normalized
   std::string category;              // tags.category when it is a string
   std::string intent;                // tags.intent when it is a string (see docs)
+  std::vector<std::pair<std::string, std::string>> tags;  // the string-valued tags, in order
   std::vector<std::pair<std::string, ModelLabel>> labels;
 
   const ModelLabel* Label(std::string_view model) const;
