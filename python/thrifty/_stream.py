@@ -309,17 +309,41 @@ class _Collector:
         raise NotImplementedError
 
 
-class PassthroughStream:
-    """The SDK's Stream, yielding its own chunk objects, reporting them to a collector.
+class _PassthroughBase:
+    """What the sync and async pass-through streams share: the collector's bookkeeping.
 
     Other attributes (``response``, ...) are the wrapped stream's.
     """
 
-    def __init__(self, inner: Any, collector: _Collector):
+    def __init__(self, inner: Any, collector: _Collector, iterator: Any):
         self._inner = inner
-        self._iter = iter(inner)
+        self._iter = iterator
         self._collector = collector
         self._finished = False
+
+    def _finish(self, error: Optional[BaseException]) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if error is None:
+            self._collector.done()
+        else:
+            self._collector.failed(error)
+
+    def _abort(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._collector.aborted()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class PassthroughStream(_PassthroughBase):
+    """The SDK's Stream, yielding its own chunk objects, reporting them to a collector."""
+
+    def __init__(self, inner: Any, collector: _Collector):
+        super().__init__(inner, collector, iter(inner))
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -337,19 +361,8 @@ class PassthroughStream:
             if self._collector.item(item):
                 return item
 
-    def _finish(self, error: Optional[BaseException]) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if error is None:
-            self._collector.done()
-        else:
-            self._collector.failed(error)
-
     def close(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._collector.aborted()
+        self._abort()
         self._inner.close()
 
     def __enter__(self) -> PassthroughStream:
@@ -358,18 +371,12 @@ class PassthroughStream:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-
-class AsyncPassthroughStream:
+class AsyncPassthroughStream(_PassthroughBase):
     """The SDK's AsyncStream, yielding its own chunk objects, reporting them to a collector."""
 
     def __init__(self, inner: Any, collector: _Collector):
-        self._inner = inner
-        self._iter = inner.__aiter__()
-        self._collector = collector
-        self._finished = False
+        super().__init__(inner, collector, inner.__aiter__())
 
     def __aiter__(self) -> AsyncPassthroughStream:
         return self
@@ -387,19 +394,8 @@ class AsyncPassthroughStream:
             if self._collector.item(item):
                 return item
 
-    def _finish(self, error: Optional[BaseException]) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if error is None:
-            self._collector.done()
-        else:
-            self._collector.failed(error)
-
     async def close(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._collector.aborted()
+        self._abort()
         await self._inner.close()
 
     async def __aenter__(self) -> AsyncPassthroughStream:
@@ -407,9 +403,6 @@ class AsyncPassthroughStream:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class ReplayStream:

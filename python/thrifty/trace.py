@@ -151,27 +151,11 @@ def read_trace(path: PathLike, *, validate: bool = True) -> Iterator[Dict[str, A
 
     Errors are InvalidArgumentError naming ``path:line``; a missing file is NotFoundError.
     """
-    path = os.fspath(path)
-    from thrifty._core import NotFoundError
-
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115  (closed by the with below)
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: cannot open trace: no such file") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidArgumentError(
-                    f"{where}: malformed JSON (column {e.colno}): {e.msg}"
-                ) from None
-            if validate:
-                validate_record(record, where)
-            yield record
+    lines = _json_lines(os.fspath(path), "cannot open trace: no such file", require_object=False)
+    for record, where in lines:
+        if validate:
+            validate_record(record, where)
+        yield record
 
 
 class TraceWriter:
@@ -385,13 +369,14 @@ def import_openai_logs(
     return write_trace(destination, out)
 
 
-def _json_lines(path: str):
+def _json_lines(path: str, missing: str = "no such file", require_object: bool = True):
+    """Yields (object, "path:line") per non-blank line; errors name the line."""
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115  (closed by the with below)
     except FileNotFoundError:
         from thrifty._core import NotFoundError
 
-        raise NotFoundError(f"{path}: no such file") from None
+        raise NotFoundError(f"{path}: {missing}") from None
     with handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -403,7 +388,7 @@ def _json_lines(path: str):
                 raise InvalidArgumentError(
                     f"{where}: malformed JSON (column {e.colno}): {e.msg}"
                 ) from None
-            if not isinstance(obj, dict):
+            if require_object and not isinstance(obj, dict):
                 raise InvalidArgumentError(f"{where}: expected a JSON object per line")
             yield obj, where
 
