@@ -59,3 +59,32 @@ def assert_releases_gil(call, min_ticks=50):
 
 # A real redis-server per test (skipped when it is not installed); see redis_fixture.py.
 from redis_fixture import redis_server  # noqa: E402, F401
+
+# --- a local server speaking the OpenAI and Anthropic wire formats, and real SDK clients on it --
+
+
+@pytest.fixture
+def server():
+    """A FakeLLMServer (tests/python/fake_llm_server.py) on a free local port."""
+    from fake_llm_server import FakeLLMServer
+
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def oai(server):
+    """The real openai.OpenAI client pointed at `server` (the key must never reach a trace)."""
+    import openai
+
+    return openai.OpenAI(base_url=server.base_url, api_key="sk-test-secret", max_retries=0)
+
+
+@pytest.fixture
+def ant(server):
+    """The real anthropic.Anthropic client pointed at `server`."""
+    import anthropic
+
+    return anthropic.Anthropic(
+        base_url=server.anthropic_url, api_key="sk-ant-secret", max_retries=0
+    )

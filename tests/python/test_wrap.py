@@ -11,27 +11,9 @@ from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
 import thrifty
-from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
+from fake_llm_server import Answer, FakeAPIError
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def oai(server):
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-test-secret", max_retries=0)
-
-
-@pytest.fixture
-def ant(server):
-    return anthropic.Anthropic(
-        base_url=server.anthropic_url, api_key="sk-ant-secret", max_retries=0
-    )
 
 
 def chat(client, content="What is the capital of France?", **kwargs):

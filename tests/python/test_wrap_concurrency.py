@@ -11,13 +11,7 @@ from anthropic.types import Message, RawMessageStartEvent
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
-from fake_llm_server import Answer, FakeAPIError, FakeLLMServer
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
+from fake_llm_server import Answer, FakeAPIError
 
 
 def run(coro):

@@ -11,7 +11,7 @@ from anthropic.types import Message
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
-from fake_llm_server import Answer, FakeLLMServer
+from fake_llm_server import Answer
 
 TOOLS = [
     {
@@ -46,12 +46,6 @@ class StubRouter:
         if self.fail:
             raise RuntimeError("router exploded")
         return Decision(self.model, self.qualities, self.costs)
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

@@ -10,25 +10,9 @@ from anthropic.types import RawMessageStartEvent, RawMessageStopEvent
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
-from fake_llm_server import Answer, FakeLLMServer
+from fake_llm_server import Answer
 
 MESSAGES = [{"role": "user", "content": "Tell me a short story about a cat."}]
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def oai(server):
-    return openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-
-
-@pytest.fixture
-def ant(server):
-    return anthropic.Anthropic(base_url=server.anthropic_url, api_key="test", max_retries=0)
 
 
 def stream_chat(client, **kwargs):

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "absl/time/time.h"
 #include "ledger_state.h"
@@ -284,21 +285,19 @@ std::string Ledger::Prometheus() {
                agg["cost_usd"].get<double>());
     }
   }
-  w.Family("thrifty_llm_budget_spent_usd", "gauge", "Spend in the budget's current period.");
-  for (const json& b : snap["budgets"]) {
-    w.Sample("thrifty_llm_budget_spent_usd",
-             {{"tag", b["tag"].get_ref<const std::string&>()},
-              {"value", b["value"].get_ref<const std::string&>()},
-              {"period", b["period"].get_ref<const std::string&>()}},
-             b["spent_usd"].get<double>());
-  }
-  w.Family("thrifty_llm_budget_limit_usd", "gauge", "The budget's limit per period.");
-  for (const json& b : snap["budgets"]) {
-    w.Sample("thrifty_llm_budget_limit_usd",
-             {{"tag", b["tag"].get_ref<const std::string&>()},
-              {"value", b["value"].get_ref<const std::string&>()},
-              {"period", b["period"].get_ref<const std::string&>()}},
-             b["limit_usd"].get<double>());
+  for (const auto& [family, help, field] :
+       {std::tuple{"thrifty_llm_budget_spent_usd", "Spend in the budget's current period.",
+                   "spent_usd"},
+        std::tuple{"thrifty_llm_budget_limit_usd", "The budget's limit per period.",
+                   "limit_usd"}}) {
+    w.Family(family, "gauge", help);
+    for (const json& b : snap["budgets"]) {
+      w.Sample(family,
+               {{"tag", b["tag"].get_ref<const std::string&>()},
+                {"value", b["value"].get_ref<const std::string&>()},
+                {"period", b["period"].get_ref<const std::string&>()}},
+               b[field].get<double>());
+    }
   }
   w.Family("thrifty_llm_alerts", "gauge", "Alerts kept in the ledger's alert log.");
   w.Sample("thrifty_llm_alerts", {}, snap["alerts"].get<double>());
