@@ -11,13 +11,15 @@
 #include <string>
 #include <vector>
 
-#include "../../cpp/src/replay/fast_json.h"
+#include "../../cpp/src/replay/simdjson_view.h"
+#include "../../cpp/src/replay/trace_line.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
 #include "thrifty/replay/line_reader.h"
 #include "thrifty/replay/prefix_cache_sim.h"
 #include "thrifty/replay/sim_clock.h"
 #include "thrifty/replay/trace_record.h"
+#include "thrifty/request/request_key.h"
 
 namespace thrifty::replay {
 namespace {
@@ -248,6 +250,68 @@ TEST(ReplayTest, SemanticHitsAreAuditedAndCheckedAgainstIntents) {
   EXPECT_EQ(r["audit_sample"][1]["same_intent"], false);
 }
 
+// Lookups made ahead on the workers, corrected for what was inserted since, must give what
+// looking up in trace order gives -- including when entries expire, are evicted or replaced in
+// between (the flat index below 2,048 entries is exact, so the two runs must agree exactly).
+TEST(ReplayTest, SemanticLookaheadGivesTheResultsOfLookingUpInOrder) {
+  const std::vector<std::string> questions = {"how do i reset my password",
+                                              "how can i reset my password",
+                                              "reset my password please",
+                                              "what is the refund policy",
+                                              "what's your refund policy",
+                                              "how do i cancel my order",
+                                              "cancel my order",
+                                              "where is my package",
+                                              "where is my parcel",
+                                              "how do i change my email address"};
+  std::vector<json> lines;
+  for (int i = 0; i < 3000; ++i) {
+    std::string q = questions[(i * 7 + i / 13) % questions.size()];
+    if (i % 5 != 0) q += " " + std::to_string(i % 41);
+    lines.push_back(Call(i * 10.0, q, i % 4 ? "big" : "small", 100, 20,
+                         {{"small", {{"quality", (i % 10) / 10.0}, {"output_tokens", 7}}}}));
+  }
+  TempFile trace(lines);
+  const catalog::Catalog catalog = TestCatalog();
+  for (const std::optional<size_t> max_entries :
+       {std::optional<size_t>(), std::optional<size_t>(40)}) {
+    for (const std::optional<double> ttl :
+         {std::optional<double>(), std::optional<double>(900.0)}) {
+      ReplayOptions ahead = Options();
+      ahead.semantic = true;
+      ahead.semantic_threshold = 0.75;
+      ahead.semantic_max_entries = max_entries;
+      ahead.semantic_ttl_seconds = ttl;
+      ahead.batch_size = 16;  // many batches in flight: lookaheads far ahead of the simulation
+      ahead.max_batches_in_flight = 12;
+      ReplayOptions in_order = ahead;
+      in_order.semantic_lookahead = false;
+      auto a = Replay(trace.path(), catalog, ahead);
+      auto b = Replay(trace.path(), catalog, in_order);
+      ASSERT_TRUE(a.ok()) << a.status();
+      ASSERT_TRUE(b.ok()) << b.status();
+      const std::string where = "max_entries " + std::to_string(max_entries.value_or(0)) +
+                                ", ttl " + std::to_string(ttl.value_or(0));
+      EXPECT_GT((*a)["semantic_hits"].get<int64_t>(), 100) << where;
+      for (const char* key : {"exact_hits", "semantic_hits", "cost_usd", "savings_by_lever",
+                              "model_mix", "quality_retained", "audit_sample"}) {
+        EXPECT_EQ((*a)[key], (*b)[key]) << key << " with " << where;
+      }
+      EXPECT_GT((*a)["semantic_lookahead"]["used"].get<int64_t>(), 0) << where;
+      EXPECT_EQ((*b)["semantic_lookahead"]["used"], 0) << where;
+      for (const char* key : {"entries", "evictions", "expirations"}) {
+        EXPECT_EQ((*a)["stats"]["semantic_cache"][key], (*b)["stats"]["semantic_cache"][key])
+            << key << " with " << where;
+      }
+      if (max_entries && !ttl) {  // evictions: lookaheads made before one are redone
+        EXPECT_GT((*a)["semantic_lookahead"]["redone"].get<int64_t>(), 0) << where;
+        EXPECT_GT((*a)["stats"]["semantic_cache"]["evictions"].get<int64_t>(), 0) << where;
+      }
+      if (ttl) EXPECT_GT((*a)["stats"]["semantic_cache"]["expirations"].get<int64_t>(), 0) << where;
+    }
+  }
+}
+
 TEST(ReplayTest, PipelineSettingsDoNotChangeTheResult) {
   std::vector<json> lines;
   for (int i = 0; i < 500; ++i) {
@@ -351,54 +415,101 @@ TEST(PrefixCacheSimTest, LongestWarmPrefixWithinTtl) {
   EXPECT_EQ(sim.CachedTokens(0, b, 301.0), 0);    // expired
 }
 
-TEST(FastJsonTest, BuildsWhatNlohmannBuildsAndRejectsWhatItRejects) {
-  const std::vector<std::string> inputs = {
-      R"({"a": 1, "b": [true, false, null], "c": {"d": -2, "e": 1.5e3, "f": ""}})",
-      R"([0, -0, 1.0, -1.25, 1e-7, 18446744073709551615, 18446744073709551616, -9223372036854775808])",
-      R"("esc \" \\ \/ \b \f \n \r \t \u00e9 \u20ac \ud83d\ude00 end")",
-      "\"caf\xc3\xa9 \xe2\x82\xac\"",
-      R"({"dup": 1, "dup": 2})",
-      "  {\n\t\"ws\" :\r\n [ ] , \"o\":{ } }  ",
-      // Rejected by both:
-      "",
-      "{",
-      "[1,]",
-      "{\"a\":}",
-      "01",
-      "1.",
-      "-",
-      "1e",
-      ".5",
-      "tru",
-      "nul",
-      "[1 2]",
-      "\"\x01\"",
-      "\"\\x\"",
-      "\"\\ud83d\"",
-      "\"\\udc00\"",
-      "\"\xc3\"",
-      "\"\xff\"",
-      "\"\xed\xa0\x80\"",
-      "{} x",
-      "1e999",
-      "[\"a\"] ]",
-      "{\"a\" 1}",
-      "{1: 2}",
+// The replay reads requests from simdjson's DOM; its canonical form must be byte for byte what
+// request::CanonicalRequest writes from nlohmann's, or replay keys would not be production keys.
+TEST(TraceLineTest, CanonicalRequestFromSimdjsonMatchesTheNlohmannPath) {
+  const std::vector<std::string> requests = {
+      R"({"model": "m", "messages": [{"role": "user", "content": "hi"}]})",
+      R"({"stream": true, "user": "u", "metadata": {"a": 1}, "model": "m", "temperature": 1.0,)"
+      R"( "top_p": -0, "seed": 18446744073709551615, "n": 1e2, "stop": ["\n", "\u00e9\ud83d\ude00"],)"
+      R"( "messages": [{"role": "user", "content": [{"type": "text", "text": "hi",)"
+      R"( "cache_control": {"type": "ephemeral"}}]}]})",
+      R"({"model": "claude-x", "system": [{"type": "text", "text": "s", "cache_control": {"type": )"
+      R"("ephemeral"}}, {"type": "text", "text": "t"}], "tools": [{"name": "f", "input_schema": )"
+      R"({"type": "object", "z": 1, "a": [1.5, 2.25e-3]}, "cache_control": {"type": "ephemeral"}}],)"
+      R"( "messages": [{"content": "q", "role": "user"}, {"role": "assistant", "content": )"
+      R"([{"type": "tool_use", "id": "1", "name": "f", "input": {"b": null, "a": false}}]},)"
+      R"( {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "1", "content": "r"}]}]})",
+      R"({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}],)"
+      R"( "messages": "not a list", "tools": {"not": "a list"}})",
+      R"({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"},)"
+      R"( {"type": "image_url", "image_url": {"url": "data:..."}}]}], "zz": {"y": [], "x": {}}})",
   };
-  for (const std::string& input : inputs) {
-    const json expected = json::parse(input, nullptr, /*allow_exceptions=*/false);
-    const std::optional<json> got = internal::FastJsonParse(input);
-    if (expected.is_discarded()) {
-      EXPECT_FALSE(got.has_value()) << input;
-      continue;
-    }
-    ASSERT_TRUE(got.has_value()) << input;
-    EXPECT_EQ(*got, expected) << input;
-    EXPECT_EQ(got->dump(), expected.dump()) << input;  // same number types too
+  internal::LineParser parser;
+  for (const std::string& text : requests) {
+    const json nl = json::parse(text);
+    auto expected = request::CanonicalRequest(nl);
+    ASSERT_TRUE(expected.ok()) << text;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parser.parse(text).get(doc), simdjson::SUCCESS) << text;
+    std::string got;
+    ASSERT_TRUE(
+        request::internal::AppendCanonicalRequest<internal::SimdjsonView>(doc, got, -1).ok());
+    EXPECT_EQ(got, *expected) << text;
+    EXPECT_EQ(internal::FinalUserText(doc), FinalUserText(nl)) << text;
+    EXPECT_EQ(internal::ToNlohmann(doc), nl) << text;
+    EXPECT_EQ(internal::ToNlohmann(doc).dump(), nl.dump()) << text;  // same number types too
+
+    // The context key: the final message written with its content blanked.
+    json blanked = nl;
+    if (blanked["messages"].is_array()) blanked["messages"].back()["content"] = "";
+    auto expected_context = request::CanonicalRequest(blanked);
+    ASSERT_TRUE(expected_context.ok());
+    std::string context;
+    const int64_t last =
+        nl["messages"].is_array() ? static_cast<int64_t>(nl["messages"].size()) - 1 : -1;
+    ASSERT_TRUE(
+        request::internal::AppendCanonicalRequest<internal::SimdjsonView>(doc, context, last).ok());
+    if (last >= 0) EXPECT_EQ(context, *expected_context) << text;
   }
-  std::string deep(600, '[');
-  deep += std::string(600, ']');
-  EXPECT_FALSE(internal::FastJsonParse(deep).has_value());  // nesting limit, no stack overflow
+
+  // A key given twice: reported, so the caller can read the line as nlohmann does.
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parser
+                .parse(std::string(R"({"model": "m", "messages": [{"role": "user", )"
+                                   R"("content": "a", "content": "b"}]})"))
+                .get(doc),
+            simdjson::SUCCESS);
+  std::string out;
+  EXPECT_TRUE(request::internal::IsDuplicateKeyError(
+      request::internal::AppendCanonicalRequest<internal::SimdjsonView>(doc, out, -1)));
+}
+
+TEST(TraceRecordTest, ReadsWhatNlohmannReadsWhereSimdjsonDiffers) {
+  // An integer beyond 64 bits (nlohmann: a double) and keys given twice (the last wins).
+  auto record = ParseTraceRecord(
+      R"({"ts": 1, "ts": 7, "id": 12, "tags": {"b": "1", "a": "2", "b": "3", "n": 5},)"
+      R"( "request": {"model": "m", "seed": 123456789012345678901234567890,)"
+      R"( "messages": [{"role": "user", "content": "a", "content": "b"}]}})",
+      "f:1");
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(record->ts, 7.0);
+  EXPECT_EQ(record->id, "12");
+  ASSERT_EQ(record->tags.size(), 2u);  // string values only, in key order
+  EXPECT_EQ(record->tags[0], std::make_pair(std::string("a"), std::string("2")));
+  EXPECT_EQ(record->tags[1], std::make_pair(std::string("b"), std::string("3")));
+  EXPECT_EQ(FinalUserText(record->request), "b");
+  EXPECT_TRUE(record->request["seed"].is_number_float());
+  EXPECT_THAT(Msg(ParseTraceRecord("{\"ts\": 1, \"request\": {\"model\": \"\xff\"}}", "f:2")),
+              HasSubstr("f:2: malformed JSON"));
+}
+
+TEST(ReplayTest, DuplicateKeysInARequestKeyItAsNlohmannReadsIt) {
+  // Line 2 is line 1 as nlohmann reads it (the last "content" wins): an exact hit.
+  TempFile file(
+      TempFile::Raw{},
+      R"({"ts": 1, "request": {"model": "small", "messages": [{"role": "user", "content": "a",)"
+      R"( "content": "b"}]}, "response": {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}})"
+      "\n"
+      R"({"ts": 2, "request": {"model": "small", "messages": [{"role": "user", "content": "b"}]},)"
+      R"( "response": {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}})"
+      "\n");
+  ReplayOptions options = Options();
+  options.semantic = false;
+  auto result = Replay(file.path(), TestCatalog(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ((*result)["requests"], 2);
+  EXPECT_EQ((*result)["exact_hits"], 1);
 }
 
 }  // namespace

@@ -413,6 +413,15 @@ void SemanticCache::EvictToBudget() {
 absl::StatusOr<std::optional<SemanticHit>> SemanticCache::GetVector(
     std::span<const float> vector, std::string_view context, std::string_view ns,
     std::optional<double> threshold) {
+  THRIFTY_ASSIGN_OR_RETURN(std::optional<SemanticHit> hit,
+                           PeekVector(vector, context, ns, threshold));
+  RecordLookup(hit ? std::optional<uint64_t>(hit->entry_id) : std::nullopt);
+  return hit;
+}
+
+absl::StatusOr<std::optional<SemanticHit>> SemanticCache::PeekVector(
+    std::span<const float> vector, std::string_view context, std::string_view ns,
+    std::optional<double> threshold) const {
   THRIFTY_ASSIGN_OR_RETURN(std::vector<float> query, Normalized(vector));
   const double min_similarity = threshold.value_or(options_.threshold);
   if (!(min_similarity > 0.0 && min_similarity <= 1.0)) {
@@ -424,21 +433,48 @@ absl::StatusOr<std::optional<SemanticHit>> SemanticCache::GetVector(
   thread_local std::vector<std::pair<float, uint64_t>> candidates;
   ReaderMutexLock lock(&mu_);
   auto partition = partitions_.find(scope);
-  if (partition != partitions_.end()) {
-    partition->second->Search(query.data(), kCandidates, candidates);
-    for (const auto& [similarity, id] : candidates) {
-      if (similarity < min_similarity) break;
-      const Entry& entry = *entries_.at(id);
-      if (entry.ns != ns || entry.context != context) continue;    // belt and braces
-      if (entry.expires_at && *entry.expires_at <= now) continue;  // drained on next write
-      entry.last_access.store(access_clock_.fetch_add(1) + 1, std::memory_order_relaxed);
-      hits_.fetch_add(1, std::memory_order_relaxed);
-      saved_usd_.fetch_add(entry.value.cost_usd, std::memory_order_relaxed);
-      return SemanticHit{entry.value, std::min(similarity, 1.0f), entry.query, entry.created_at};
-    }
+  if (partition == partitions_.end()) return std::nullopt;
+  partition->second->Search(query.data(), kCandidates, candidates);
+  for (const auto& [similarity, id] : candidates) {
+    if (similarity < min_similarity) break;
+    const Entry& entry = *entries_.at(id);
+    if (entry.ns != ns || entry.context != context) continue;    // belt and braces
+    if (entry.expires_at && *entry.expires_at <= now) continue;  // drained on next write
+    return SemanticHit{entry.value, std::min(similarity, 1.0f), entry.query, entry.created_at, id};
   }
-  misses_.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
+}
+
+void SemanticCache::RecordLookup(std::optional<uint64_t> entry_id) {
+  if (!entry_id) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  ReaderMutexLock lock(&mu_);
+  auto it = entries_.find(*entry_id);
+  if (it == entries_.end()) return;
+  const Entry& entry = *it->second;
+  entry.last_access.store(access_clock_.fetch_add(1) + 1, std::memory_order_relaxed);
+  saved_usd_.fetch_add(entry.value.cost_usd, std::memory_order_relaxed);
+}
+
+std::optional<uint64_t> SemanticCache::EntryId(std::string_view query, std::string_view context,
+                                               std::string_view ns) const {
+  ReaderMutexLock lock(&mu_);
+  auto it = by_query_.find(QueryKey(ScopeKey(ns, context), query));
+  if (it == by_query_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint64_t SemanticCache::evictions() const {
+  ReaderMutexLock lock(&mu_);
+  return evictions_;
+}
+
+bool SemanticCache::Contains(uint64_t entry_id) const {
+  ReaderMutexLock lock(&mu_);
+  return entries_.contains(entry_id);
 }
 
 absl::StatusOr<std::optional<SemanticHit>> SemanticCache::Get(std::string_view query,

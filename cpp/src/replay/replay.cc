@@ -1,6 +1,7 @@
 #include "thrifty/replay/replay.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -14,7 +15,9 @@
 #include <string_view>
 #include <thread>
 
+#include "../base/simd.h"
 #include "absl/container/flat_hash_map.h"
+#include "simdjson_view.h"
 #include "thrifty/base/status_macros.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/cache/exact_cache.h"
@@ -27,6 +30,7 @@
 #include "thrifty/request/canonical_json.h"
 #include "thrifty/request/request_key.h"
 #include "thrifty/request/token_estimate.h"
+#include "trace_line.h"
 
 namespace thrifty::replay {
 namespace {
@@ -41,13 +45,17 @@ struct Prepared {
   int64_t line = 0;
   bool valid = false;
   std::string error;
-  request::Key128 exact_key;
-  std::string context;  // hex key of the request without its final user message
-  std::string query;    // the final user message ("" when the request does not end with one)
+  std::string exact_key;  // hex of the key of namespace + context + query
+  std::string context;    // hex key of the request without its final user message
+  std::string query;      // the final user message ("" when the request does not end with one)
   int64_t prompt_tokens = 0;
   std::vector<PrefixPoint> prefixes;  // shortest first; empty below the cacheable minimum
   int64_t vector_row = -1;            // row in Batch::vectors
-  int64_t model_row = -1;             // row in Batch::predicted_* (RoutingMode::kModel)
+  // The semantic lookup made ahead on a worker thread (see Lookahead); valid when presearched.
+  bool presearched = false;
+  int64_t presearch_inserts = 0;  // Lookahead::inserts when it was made
+  std::optional<cache::SemanticHit> presearch;
+  int64_t model_row = -1;  // row in Batch::predicted_* (RoutingMode::kModel)
 };
 
 struct Batch {
@@ -63,85 +71,97 @@ struct Batch {
   bool ready = false;
 };
 
-// The head segment (tools and system prompt) and then each message, canonicalized.
-void Segments(const json& request, std::vector<std::string>& out) {
+using internal::SimdjsonView;
+
+// The head segment (system prompt and tools) and then each message, canonicalized.
+absl::Status Segments(simdjson::dom::element request, std::vector<std::string>& out) {
   out.clear();
-  json head = json::object();
-  if (auto it = request.find("tools"); it != request.end()) head["tools"] = *it;
-  if (auto it = request.find("system"); it != request.end()) head["system"] = *it;
-  std::string text;
-  (void)request::AppendCanonicalJson(head, text);
-  out.push_back(std::move(text));
-  if (auto messages = request.find("messages"); messages != request.end()) {
-    for (const json& message : *messages) {
-      std::string segment;
-      (void)request::AppendCanonicalJson(message, segment);
-      out.push_back(std::move(segment));
-    }
+  std::string head = "{";
+  simdjson::dom::element system, tools, messages;
+  if (SimdjsonView::Find(request, "system", &system)) {
+    head += "\"system\":";
+    THRIFTY_RETURN_IF_ERROR(request::internal::AppendCanonical<SimdjsonView>(system, head));
   }
+  if (SimdjsonView::Find(request, "tools", &tools)) {
+    head += head.size() > 1 ? ",\"tools\":" : "\"tools\":";
+    THRIFTY_RETURN_IF_ERROR(request::internal::AppendCanonical<SimdjsonView>(tools, head));
+  }
+  head.push_back('}');
+  out.push_back(std::move(head));
+  if (SimdjsonView::Find(request, "messages", &messages)) {
+    THRIFTY_RETURN_IF_ERROR(SimdjsonView::ForEachElement(messages, [&](simdjson::dom::element m) {
+      std::string segment;
+      THRIFTY_RETURN_IF_ERROR(request::internal::AppendCanonical<SimdjsonView>(m, segment));
+      out.push_back(std::move(segment));
+      return absl::OkStatus();
+    }));
+  }
+  return absl::OkStatus();
 }
 
-void Prepare(const std::string& path, const ReplayOptions& options, const std::string& line,
-             int64_t line_number, Prepared& out) {
-  out.line = line_number;
-  const std::string where = StrCat(path, ":", line_number);
-  auto parsed = ParseTraceRecord(line, where);
-  if (!parsed.ok()) {
-    out.error = std::string(FromAbsl(parsed.status().message()));
-    return;
-  }
-  out.rec = *std::move(parsed);
+// Keys, tokens and prefix chain of a parsed record whose request is `request`.
+absl::Status PrepareRequest(const ReplayOptions& options, std::string_view where,
+                            simdjson::dom::element request, Prepared& out) {
   TraceRecord& rec = out.rec;
-  if (rec.id.empty()) rec.id = StrCat("line-", line_number);
-  out.query = FinalUserText(rec.request);
+  out.query = internal::FinalUserText(request);
 
   // Context: the request with its final user message blanked (so paraphrases share a scope).
-  json& messages = rec.request["messages"];
-  json saved;
-  if (!out.query.empty()) {
-    json& last = messages.back();
-    saved = std::move(last["content"]);
-    last["content"] = "";
+  int64_t blank = -1;  // the index of the final user message, when there is one
+  if (simdjson::dom::element messages;
+      !out.query.empty() && SimdjsonView::Find(request, "messages", &messages)) {
+    blank = static_cast<int64_t>(SimdjsonView::Size(messages)) - 1;
   }
-  auto canonical = request::CanonicalRequest(rec.request);
-  if (!out.query.empty()) messages.back()["content"] = std::move(saved);
-  if (!canonical.ok()) {
-    out.error = StrCat(where, ": request: ", FromAbsl(canonical.status().message()));
-    return;
+  thread_local std::string canonical;
+  canonical.clear();
+  absl::Status status =
+      request::internal::AppendCanonicalRequest<SimdjsonView>(request, canonical, blank);
+  if (!status.ok()) {
+    if (request::internal::IsDuplicateKeyError(status)) return status;
+    return absl::InvalidArgumentError(StrCat(where, ": request: ", FromAbsl(status.message())));
   }
-  const request::Key128 context_key = request::HashBytes(*canonical);
+  const request::Key128 context_key = request::HashBytes(canonical);
   out.context = context_key.ToHex();
-  std::string exact_bytes = StrCat(rec.ns.size(), ":", rec.ns, *canonical);
+  std::string exact_bytes = StrCat(rec.ns.size(), ":", rec.ns, canonical);
   exact_bytes.push_back('\0');
   exact_bytes += out.query;
-  out.exact_key = request::HashBytes(exact_bytes);
+  out.exact_key = request::HashBytes(exact_bytes).ToHex();
 
   const auto family = request::FamilyForModel(rec.model);
   if (rec.usage) {
     out.prompt_tokens = rec.usage->prompt_tokens();
   } else {
+    if (rec.request.is_null()) rec.request = internal::ToNlohmann(request);
     auto estimate = request::EstimateRequestTokens(rec.request, family);
     out.prompt_tokens = estimate.ok() ? *estimate : 0;
   }
 
   if (options.prefix_cache && out.prompt_tokens >= options.prefix_rules.min_cacheable_tokens) {
-    std::vector<std::string> segments;
-    Segments(rec.request, segments);
+    thread_local std::vector<std::string> segments;
+    THRIFTY_RETURN_IF_ERROR(Segments(request, segments));
+    // Conversations repeat their system prompt, tools and earlier turns call after call: the
+    // token estimate of a segment is remembered by the segment's hash (per worker, bounded).
+    thread_local absl::flat_hash_map<request::Key128, int64_t, request::Key128Hash> estimates_of;
+    if (estimates_of.size() > (1u << 16)) estimates_of.clear();
+    std::vector<request::Key128> keys(segments.size());
     std::vector<int64_t> estimates(segments.size());
     int64_t total = 0;
     for (size_t i = 0; i < segments.size(); ++i) {
-      estimates[i] = request::EstimateTextTokens(segments[i], family);
+      keys[i] = request::HashBytes(segments[i]);
+      auto [it, inserted] = estimates_of.try_emplace(keys[i], 0);
+      if (inserted) it->second = request::EstimateTextTokens(segments[i], family);
+      estimates[i] = it->second;
       total += estimates[i];
     }
     if (total > 0) {
+      // The chain: each point hashes the previous point and its segment's hash.
       request::Key128 chain{0, 0};
       int64_t cumulative = 0;
       out.prefixes.reserve(segments.size());
       for (size_t i = 0; i < segments.size(); ++i) {
-        std::string bytes(sizeof(chain), '\0');
-        std::memcpy(bytes.data(), &chain, sizeof(chain));
-        bytes += segments[i];
-        chain = request::HashBytes(bytes);
+        char bytes[2 * sizeof(request::Key128)];
+        std::memcpy(bytes, &chain, sizeof(chain));
+        std::memcpy(bytes + sizeof(chain), &keys[i], sizeof(keys[i]));
+        chain = request::HashBytes(std::string_view(bytes, sizeof(bytes)));
         cumulative += estimates[i];
         // Scale the estimates so the whole prompt matches the counted prompt tokens.
         const auto tokens =
@@ -151,17 +171,81 @@ void Prepare(const std::string& path, const ReplayOptions& options, const std::s
       }
     }
   }
+  return absl::OkStatus();
+}
+
+// `want_request`: keep the request as an nlohmann::json in rec.request (the prefix tracker,
+// routing hooks and quality models take one); otherwise it is built only to estimate tokens.
+void Prepare(const std::string& path, const ReplayOptions& options, bool want_request,
+             internal::LineParser& parser, const std::string& line, int64_t line_number,
+             Prepared& out) {
+  out.line = line_number;
+  const std::string where = StrCat(path, ":", line_number);
+  simdjson::dom::element request;
+  absl::Status status = internal::ParseTraceLine(parser, line, where, out.rec, request);
+  if (status.ok()) status = PrepareRequest(options, where, request, out);
+  if (request::internal::IsDuplicateKeyError(status)) {
+    // An object in the request holds a key twice: read it as nlohmann does (the last wins).
+    out = Prepared{};
+    out.line = line_number;
+    status = internal::NormalizeTraceLine(parser, line, where, out.rec, request);
+    if (status.ok()) status = PrepareRequest(options, where, request, out);
+  }
+  if (!status.ok()) {
+    out.error = std::string(FromAbsl(status.message()));
+    return;
+  }
+  if (want_request && out.rec.request.is_null()) out.rec.request = internal::ToNlohmann(request);
+  if (out.rec.id.empty()) out.rec.id = StrCat("line-", line_number);
   out.valid = true;
 }
 
+// The semantic lookup runs ahead, on the worker threads, against the live cache: the
+// simulation thread then only checks what changed since (Simulation::SemanticLookup). When a
+// worker searches for record j, the cache holds entries of records before j only (the simulation
+// has not reached j), so the lookup misses at most the entries inserted after it was made; the
+// simulation thread counts its inserts (`inserts`) and keeps the recent ones to scan.
+struct Lookahead {
+  cache::SemanticCache* semantic = nullptr;
+  const cache::ExactCache* exact = nullptr;
+  std::atomic<int64_t> inserts{0};
+  // Set by the simulation thread around its writes: workers hold back new lookups (asleep), so
+  // a stream of readers cannot keep the writer waiting for the cache's lock.
+  std::mutex mu;
+  std::condition_variable writer_done;
+  bool writing = false;  // guarded by mu
+
+  void WaitForWriter() {
+    std::unique_lock<std::mutex> lock(mu);
+    writer_done.wait(lock, [&] { return !writing; });
+  }
+  void SetWriting(bool value) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      writing = value;
+    }
+    if (!value) writer_done.notify_all();
+  }
+};
+
+bool SemanticEligible(const ReplayOptions& options, const Prepared& p) {
+  return options.semantic && p.valid && !p.query.empty() &&
+         (options.semantic_namespaces.empty() ||
+          std::find(options.semantic_namespaces.begin(), options.semantic_namespaces.end(),
+                    p.rec.ns) != options.semantic_namespaces.end());
+}
+
 void PrepareBatch(const std::string& path, const ReplayOptions& options,
-                  const embed::Embedder* embedder, Batch& batch) {
+                  const embed::Embedder* embedder, Lookahead* ahead, Batch& batch) {
   batch.records.resize(batch.lines.size());
   std::vector<std::string_view> queries;
+  thread_local internal::LineParser parser;
+  const bool want_request = options.prefix_tracker || options.routing == RoutingMode::kHook ||
+                            options.routing == RoutingMode::kModel;
   for (size_t i = 0; i < batch.lines.size(); ++i) {
     Prepared& p = batch.records[i];
-    Prepare(path, options, batch.lines[i], batch.line_numbers[i], p);
-    if (options.semantic && p.valid && !p.query.empty()) {
+    Prepare(path, options, want_request, parser, batch.lines[i], batch.line_numbers[i], p);
+    if (SemanticEligible(options, p)) {
       p.vector_row = static_cast<int64_t>(queries.size());
       queries.push_back(p.query);
     }
@@ -171,6 +255,22 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
   if (!queries.empty()) {
     batch.vectors.resize(queries.size() * embedder->dim());
     batch.error = embedder->EmbedBatch(queries, batch.vectors);
+  }
+  if (ahead != nullptr && ahead->semantic != nullptr && batch.error.ok()) {
+    const size_t dim = embedder->dim();
+    for (Prepared& p : batch.records) {
+      if (p.vector_row < 0) continue;
+      // Most likely an exact hit: the simulation will not need the semantic lookup.
+      if (ahead->exact != nullptr && ahead->exact->Contains(p.rec.ns, p.exact_key)) continue;
+      ahead->WaitForWriter();
+      p.presearch_inserts = ahead->inserts.load(std::memory_order_acquire);
+      auto hit = ahead->semantic->PeekVector(
+          std::span<const float>(batch.vectors).subspan(p.vector_row * dim, dim), p.context,
+          p.rec.ns);
+      if (!hit.ok()) continue;  // the simulation thread looks up again and reports the error
+      p.presearch = *std::move(hit);
+      p.presearched = true;
+    }
   }
   if (options.routing == RoutingMode::kModel && batch.error.ok()) {
     // Move the requests into one array for the batch call, then back.
@@ -196,10 +296,12 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
 class Pipeline {
  public:
   Pipeline(const std::string& path, const ReplayOptions& options, const embed::Embedder* embedder,
-           std::unique_ptr<LineReader> reader, size_t workers, size_t max_in_flight)
+           Lookahead* ahead, std::unique_ptr<LineReader> reader, size_t workers,
+           size_t max_in_flight)
       : path_(path),
         options_(options),
         embedder_(embedder),
+        ahead_(ahead),
         reader_(std::move(reader)),
         max_in_flight_(max_in_flight) {
     threads_.emplace_back([this] { ReadLoop(); });
@@ -234,6 +336,12 @@ class Pipeline {
     lock.unlock();
     cv_.notify_all();
     return batch;
+  }
+
+  // Takes back a batch the caller is done with: a worker frees it, off the caller's thread.
+  void Recycle(std::unique_ptr<Batch> batch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    spent_.push_back(std::move(batch));
   }
 
   int64_t file_size() const { return reader_->file_size(); }
@@ -287,6 +395,7 @@ class Pipeline {
   void WorkLoop() {
     while (true) {
       Batch* batch = nullptr;
+      std::vector<std::unique_ptr<Batch>> spent;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || !to_prepare_.empty() || read_done_; });
@@ -294,11 +403,13 @@ class Pipeline {
         if (to_prepare_.empty()) return;  // read_done_ and nothing left
         batch = to_prepare_.front();
         to_prepare_.pop_front();
+        spent.swap(spent_);
       }
+      spent.clear();
       Batch local;  // prepare outside the lock into a private object, then publish
       local.lines = std::move(batch->lines);
       local.line_numbers = std::move(batch->line_numbers);
-      PrepareBatch(path_, options_, embedder_, local);
+      PrepareBatch(path_, options_, embedder_, ahead_, local);
       {
         std::lock_guard<std::mutex> lock(mu_);
         batch->records = std::move(local.records);
@@ -316,6 +427,7 @@ class Pipeline {
   const std::string path_;
   const ReplayOptions& options_;
   const embed::Embedder* const embedder_;
+  Lookahead* const ahead_;
   std::unique_ptr<LineReader> reader_;  // used by the reader thread only (file_size is fixed)
   const size_t max_in_flight_;
 
@@ -323,6 +435,7 @@ class Pipeline {
   std::condition_variable cv_;
   std::map<int64_t, std::unique_ptr<Batch>> in_flight_;
   std::deque<Batch*> to_prepare_;
+  std::vector<std::unique_ptr<Batch>> spent_;  // consumed batches, for a worker to free
   int64_t next_seq_ = 0;
   bool read_done_ = false;
   bool stop_ = false;
@@ -385,12 +498,13 @@ struct BucketAgg {
 class Simulation {
  public:
   Simulation(const catalog::Catalog& catalog, const ReplayOptions& options, SimClock& clock,
-             cache::ExactCache* exact, cache::SemanticCache* semantic)
+             cache::ExactCache* exact, cache::SemanticCache* semantic, Lookahead* ahead)
       : catalog_(catalog),
         options_(options),
         clock_(clock),
         exact_(exact),
         semantic_(semantic),
+        ahead_(ahead),
         prefix_(options.prefix_rules),
         rng_(options.seed ^ 0x5EEDULL) {
     if (options.prefix_cache && options.prefix_tracker) {
@@ -434,6 +548,12 @@ class Simulation {
   absl::StatusOr<RouteChoice> Route(const Prepared& p, std::span<const double> predicted_quality,
                                     std::span<const double> predicted_output);
   void Bucket(double ts, double baseline, double cost, int hit_kind);
+  // The semantic cache's answer for `p` now: the worker's lookahead plus what was inserted
+  // since, or a lookup on this thread when that cannot be trusted.
+  absl::StatusOr<std::optional<cache::SemanticHit>> SemanticLookup(const Prepared& p,
+                                                                   std::span<const float> vector);
+  absl::Status SemanticInsert(const Prepared& p, std::span<const float> vector,
+                              cache::SemanticValue value);
   // Records one simulated call into options_.ledger (a no-op without one).
   absl::Status ToLedger(const TraceRecord& rec, std::string_view model, const cost::Usage& usage,
                         double cost_usd, cost::CacheOutcome outcome,
@@ -445,6 +565,25 @@ class Simulation {
   SimClock& clock_;
   cache::ExactCache* exact_;
   cache::SemanticCache* semantic_;
+  Lookahead* ahead_;
+  // The latest semantic inserts, for lookaheads made before them (Step, SemanticLookup).
+  struct RecentInsert {
+    int64_t seq = 0;
+    std::string ns;
+    std::string context;
+    std::vector<float> vector;  // L2-normalized, as the cache stores it
+    std::string query;
+    cache::SemanticValue value;
+    absl::Time created_at;
+    uint64_t entry_id = 0;
+  };
+  std::deque<RecentInsert> recent_;
+  static constexpr size_t kRecentInserts = 4096;
+  int64_t inserts_ = 0;
+  int64_t last_evicting_insert_ = -1;
+  uint64_t evictions_seen_ = 0;
+  int64_t lookahead_used_ = 0;
+  int64_t lookahead_redone_ = 0;
   PrefixCacheSim prefix_;
   uint64_t rng_;
   std::vector<const catalog::ModelSpec*> model_columns_;  // QualityModel column -> spec
@@ -685,8 +824,8 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
   bm.cost_usd += baseline;
   const std::optional<double> baseline_quality =
       logged_label ? logged_label->quality : std::nullopt;
-  const std::string ns = rec.ns;
-  const std::string exact_key = p.exact_key.ToHex();
+  const std::string& ns = rec.ns;
+  const std::string& exact_key = p.exact_key;
 
   auto count_quality = [&](std::optional<double> served) {
     if (baseline_quality && served) {
@@ -715,7 +854,7 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
        std::find(options_.semantic_namespaces.begin(), options_.semantic_namespaces.end(), ns) !=
            options_.semantic_namespaces.end());
   if (use_semantic) {
-    auto hit = semantic_->GetVector(vector, p.context, ns);
+    auto hit = SemanticLookup(p, vector);
     if (!hit.ok()) return hit.status();
     if (hit->has_value()) {
       const cache::SemanticHit& h = **hit;
@@ -845,8 +984,7 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
       value.data = answer;
       value.model = served_by;
       value.cost_usd = policy;
-      THRIFTY_RETURN_IF_ERROR(
-          semantic_->PutVector(vector, p.query, std::move(value), p.context, ns));
+      THRIFTY_RETURN_IF_ERROR(SemanticInsert(p, vector, std::move(value)));
     }
     if (exact_ != nullptr) {
       cache::EntryMetadata meta;
@@ -856,6 +994,94 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
           exact_->Put(ns, exact_key, std::move(answer), cache::ValueKind::kText, std::move(meta)));
     }
   }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// L2-normalized, as cache::SemanticCache stores and searches vectors.
+void NormalizeInto(std::span<const float> vector, std::vector<float>& out) {
+  double norm = 0.0;
+  for (float v : vector) norm += static_cast<double>(v) * v;
+  out.assign(vector.begin(), vector.end());
+  if (norm > 0.0) {
+    const auto scale = static_cast<float>(1.0 / std::sqrt(norm));
+    for (float& v : out) v *= scale;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<cache::SemanticHit>> Simulation::SemanticLookup(
+    const Prepared& p, std::span<const float> vector) {
+  const std::string& ns = p.rec.ns;
+  const int64_t since = p.presearch_inserts;
+  const absl::Time now = clock_.Now();
+  const std::optional<absl::Duration> ttl =
+      options_.semantic_ttl_seconds ? std::optional(absl::Seconds(*options_.semantic_ttl_seconds))
+                                    : std::nullopt;
+  auto expired = [&](absl::Time created_at) { return ttl && created_at + *ttl <= now; };
+  // The lookahead can be trusted when every insert made since is at hand (recent_) and none of
+  // them evicted an entry: then the cache now holds what it held then, plus those inserts, minus
+  // entries that expired (checked by time) or were replaced (Contains).
+  const bool usable = p.presearched && since >= inserts_ - static_cast<int64_t>(recent_.size()) &&
+                      last_evicting_insert_ < since &&
+                      (!p.presearch || (!expired(p.presearch->created_at) &&
+                                        semantic_->Contains(p.presearch->entry_id)));
+  if (!usable) {
+    if (p.presearched) ++lookahead_redone_;
+    return semantic_->GetVector(vector, p.context, ns);
+  }
+  ++lookahead_used_;
+  std::optional<cache::SemanticHit> best = p.presearch;
+  if (since < inserts_) {
+    thread_local std::vector<float> query;
+    NormalizeInto(vector, query);
+    const size_t dim = query.size();
+    // Newest first: of two entries for the same question, the cache holds the newer.
+    for (auto it = recent_.rbegin(); it != recent_.rend() && it->seq >= since; ++it) {
+      if (it->ns != ns || it->context != p.context || expired(it->created_at)) continue;
+      const float similarity =
+          std::min(simd::InnerProduct(query.data(), it->vector.data(), dim), 1.0f);
+      if (similarity < options_.semantic_threshold) continue;
+      if (!best || similarity > best->similarity) {
+        best = cache::SemanticHit{it->value, similarity, it->query, it->created_at, it->entry_id};
+      }
+    }
+  }
+  // Count the lookup (and mark the entry used) now, in trace order, as GetVector would.
+  semantic_->RecordLookup(best ? std::optional<uint64_t>(best->entry_id) : std::nullopt);
+  return best;
+}
+
+absl::Status Simulation::SemanticInsert(const Prepared& p, std::span<const float> vector,
+                                        cache::SemanticValue value) {
+  RecentInsert recent;
+  if (ahead_ != nullptr) {
+    recent.seq = inserts_;
+    recent.ns = p.rec.ns;
+    recent.context = p.context;
+    NormalizeInto(vector, recent.vector);
+    recent.query = p.query;
+    recent.value = value;
+    recent.created_at = clock_.Now();
+    ahead_->SetWriting(true);
+  }
+  absl::Status status =
+      semantic_->PutVector(vector, p.query, std::move(value), p.context, p.rec.ns);
+  if (ahead_ == nullptr) return status;
+  ahead_->SetWriting(false);
+  THRIFTY_RETURN_IF_ERROR(status);
+  recent.entry_id = semantic_->EntryId(p.query, p.context, p.rec.ns).value_or(0);
+  const uint64_t evictions = semantic_->evictions();
+  if (evictions != evictions_seen_) {
+    evictions_seen_ = evictions;
+    last_evicting_insert_ = inserts_;
+  }
+  recent_.push_back(std::move(recent));
+  if (recent_.size() > kRecentInserts) recent_.pop_front();
+  ++inserts_;
+  ahead_->inserts.store(inserts_, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -948,6 +1174,7 @@ json Simulation::Result() const {
   r["warnings"] = std::move(warnings);
   r["invalid_lines"] = invalid;
   r["prefix_cache_entries"] = tracker_ ? tracker_->size() : prefix_.size();
+  r["semantic_lookahead"] = {{"used", lookahead_used_}, {"redone", lookahead_redone_}};
   r["prefix_model"] = tracker_ ? "tracker" : "sim";
   return r;
 }
@@ -1048,11 +1275,17 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
   const size_t in_flight =
       options.max_batches_in_flight > 0 ? options.max_batches_in_flight : 2 * workers + 2;
   const int64_t file_size = reader->file_size();
-  Simulation sim(catalog, options, clock, exact.get(), semantic.get());
+  // Semantic lookups run ahead on the workers (Lookahead).
+  Lookahead ahead;
+  ahead.semantic = semantic.get();
+  ahead.exact = exact.get();
+  Lookahead* lookahead = semantic != nullptr && options.semantic_lookahead ? &ahead : nullptr;
+  Simulation sim(catalog, options, clock, exact.get(), semantic.get(), lookahead);
   int64_t bytes = 0;
   int64_t next_progress = options.progress_every;
   {
-    Pipeline pipeline(path, options, embedder.get(), std::move(reader), workers, in_flight);
+    Pipeline pipeline(path, options, embedder.get(), lookahead, std::move(reader), workers,
+                      in_flight);
     while (true) {
       THRIFTY_ASSIGN_OR_RETURN(std::unique_ptr<Batch> batch, pipeline.Next());
       if (batch == nullptr) break;
@@ -1084,6 +1317,7 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
         }
       }
       bytes = batch->bytes_after;
+      pipeline.Recycle(std::move(batch));
     }
   }
   if (options.progress) options.progress(sim.records(), bytes, file_size);

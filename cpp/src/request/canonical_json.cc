@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "canonical_view.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/base/status_macros.h"
 #include "thrifty/base/strings.h"
@@ -99,59 +100,7 @@ bool AppendCanonicalNumber(double number, std::string& out) {
 }
 
 absl::Status AppendCanonicalJson(const nlohmann::json& value, std::string& out) {
-  using Type = nlohmann::json::value_t;
-  switch (value.type()) {
-    case Type::null:
-      out.append("null");
-      break;
-    case Type::boolean:
-      out.append(value.get<bool>() ? "true" : "false");
-      break;
-    case Type::number_integer:
-      StrAppend(&out, value.get<int64_t>());
-      break;
-    case Type::number_unsigned:
-      StrAppend(&out, value.get<uint64_t>());
-      break;
-    case Type::number_float:
-      if (!AppendCanonicalNumber(value.get<double>(), out)) {
-        return absl::InvalidArgumentError(
-            StrCat("JSON number must be finite, got ", value.get<double>()));
-      }
-      break;
-    case Type::string:
-      AppendJsonString(value.get_ref<const std::string&>(), out);
-      break;
-    case Type::array: {
-      out.push_back('[');
-      bool first = true;
-      for (const auto& element : value) {
-        if (!first) out.push_back(',');
-        first = false;
-        THRIFTY_RETURN_IF_ERROR(AppendCanonicalJson(element, out));
-      }
-      out.push_back(']');
-      break;
-    }
-    case Type::object: {
-      // nlohmann::json objects are std::map<std::string, ...>: iteration is already sorted.
-      out.push_back('{');
-      bool first = true;
-      for (const auto& [key, element] : value.items()) {
-        if (!first) out.push_back(',');
-        first = false;
-        AppendJsonString(key, out);
-        out.push_back(':');
-        THRIFTY_RETURN_IF_ERROR(AppendCanonicalJson(element, out));
-      }
-      out.push_back('}');
-      break;
-    }
-    case Type::binary:
-    case Type::discarded:
-      return absl::InvalidArgumentError("binary or discarded JSON values have no canonical form");
-  }
-  return absl::OkStatus();
+  return internal::AppendCanonical<internal::NlohmannView>(&value, out);
 }
 
 absl::StatusOr<std::string> CanonicalJson(const nlohmann::json& value) {

@@ -79,6 +79,7 @@ struct SemanticHit {
   float similarity = 0.0f;
   std::string matched_query;
   absl::Time created_at;
+  uint64_t entry_id = 0;  // the matched entry (see Contains); unique within this cache
 };
 
 // One entry as shared with other processes: what a replicator publishes and applies.
@@ -158,6 +159,24 @@ class SemanticCache {
   size_t PurgeExpired();
 
   SemanticCacheStats stats() const;
+  // True while the entry a hit returned (SemanticHit::entry_id) is still held: not deleted,
+  // replaced, evicted or drained after expiring (an entry past its expiry that no write has
+  // drained yet still counts; compare created_at with the TTL for that).
+  bool Contains(uint64_t entry_id) const;
+  // Entries evicted so far for max_entries / max_bytes (stats().evictions without the rest).
+  uint64_t evictions() const;
+  // The entry held for exactly this query in this scope, if any (its SemanticHit::entry_id).
+  std::optional<uint64_t> EntryId(std::string_view query, std::string_view context,
+                                  std::string_view ns) const;
+  // For callers that search ahead of time and settle the outcome later (the replay's
+  // lookahead): PeekVector searches as GetVector does but changes nothing (no recency update,
+  // no hit or miss counted); RecordLookup then counts the outcome settled on -- a hit on
+  // `entry_id`, which marks the entry used as GetVector does, or a miss (nullopt) -- so
+  // eviction order and stats() are what GetVector at that moment would have left.
+  absl::StatusOr<std::optional<SemanticHit>> PeekVector(
+      std::span<const float> vector, std::string_view context, std::string_view ns,
+      std::optional<double> threshold = std::nullopt) const;
+  void RecordLookup(std::optional<uint64_t> entry_id);
   size_t dim() const { return dim_; }
   double threshold() const { return options_.threshold; }
   const embed::Embedder* embedder() const { return embedder_.get(); }

@@ -113,6 +113,12 @@ struct ReplayOptions {
   // question; production policies usually enable it per app.
   std::vector<std::string> semantic_namespaces;
   std::shared_ptr<const embed::Embedder> embedder;  // null: HashingEmbedder(dim 256)
+  // Make each semantic lookup ahead of time on the worker threads, against the live cache, and
+  // have the simulation thread check only the entries inserted since (and redo the lookup when
+  // an entry it relied on was evicted or replaced meanwhile). The results are those of looking
+  // up in trace order, but for the approximate index's own variation; false: look up on the
+  // simulation thread.
+  bool semantic_lookahead = true;
 
   // Routing.
   RoutingMode routing = RoutingMode::kLabels;
