@@ -77,7 +77,7 @@ void VectorPartition::Remove(uint64_t entry_id) {
     return;
   }
   ++tombstones_;
-  if (tombstones_ > 1000 && tombstones_ * 4 > slot_entry_.size()) {
+  if (tombstones_ > 1000 && tombstones_ * 2 > slot_entry_.size()) {
     BuildAnn();  // compacts, then re-indexes the live vectors
   }
 }
