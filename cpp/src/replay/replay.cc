@@ -278,6 +278,12 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
     requests.reserve(batch.records.size());
     for (Prepared& p : batch.records) {
       if (!p.valid) continue;
+      // Most likely an exact hit, which is never routed (if it is not, the simulation thread
+      // asks the model for this record alone).
+      if (ahead != nullptr && ahead->exact != nullptr &&
+          ahead->exact->Contains(p.rec.ns, p.exact_key)) {
+        continue;
+      }
       p.model_row = static_cast<int64_t>(requests.size());
       requests.push_back(std::move(p.rec.request));
     }
@@ -675,6 +681,16 @@ absl::StatusOr<RouteChoice> Simulation::Route(const Prepared& p,
       // The router's rule: the cheapest eligible model whose predicted quality meets the
       // threshold; if none does, the highest predicted quality. Costs use the predicted output
       // length and the simulated prompt cache.
+      std::vector<double> own_quality, own_output;
+      if (predicted_quality.empty()) {  // skipped on the workers as a likely exact hit
+        const size_t m = options_.model->models().size();
+        own_quality.resize(m);
+        own_output.resize(m);
+        THRIFTY_RETURN_IF_ERROR(options_.model->Predict(std::span<const json>(&rec.request, 1),
+                                                        own_quality, own_output));
+        predicted_quality = own_quality;
+        predicted_output = own_output;
+      }
       const catalog::ModelSpec* best = nullptr;
       const catalog::ModelSpec* top = nullptr;
       double best_cost = 0, best_q = 0, top_q = -1, top_cost = 0;
@@ -1057,7 +1073,8 @@ absl::StatusOr<std::optional<cache::SemanticHit>> Simulation::SemanticLookup(
 absl::Status Simulation::SemanticInsert(const Prepared& p, std::span<const float> vector,
                                         cache::SemanticValue value) {
   RecentInsert recent;
-  if (ahead_ != nullptr) {
+  const bool lookahead = ahead_ != nullptr && ahead_->semantic != nullptr;
+  if (lookahead) {
     recent.seq = inserts_;
     recent.ns = p.rec.ns;
     recent.context = p.context;
@@ -1069,7 +1086,7 @@ absl::Status Simulation::SemanticInsert(const Prepared& p, std::span<const float
   }
   absl::Status status =
       semantic_->PutVector(vector, p.query, std::move(value), p.context, p.rec.ns);
-  if (ahead_ == nullptr) return status;
+  if (!lookahead) return status;
   ahead_->SetWriting(false);
   THRIFTY_RETURN_IF_ERROR(status);
   recent.entry_id = semantic_->EntryId(p.query, p.context, p.rec.ns).value_or(0);
@@ -1279,13 +1296,12 @@ absl::StatusOr<json> Replay(const std::string& path, const catalog::Catalog& cat
   Lookahead ahead;
   ahead.semantic = semantic.get();
   ahead.exact = exact.get();
-  Lookahead* lookahead = semantic != nullptr && options.semantic_lookahead ? &ahead : nullptr;
-  Simulation sim(catalog, options, clock, exact.get(), semantic.get(), lookahead);
+  if (!options.semantic_lookahead) ahead.semantic = nullptr;
+  Simulation sim(catalog, options, clock, exact.get(), semantic.get(), &ahead);
   int64_t bytes = 0;
   int64_t next_progress = options.progress_every;
   {
-    Pipeline pipeline(path, options, embedder.get(), lookahead, std::move(reader), workers,
-                      in_flight);
+    Pipeline pipeline(path, options, embedder.get(), &ahead, std::move(reader), workers, in_flight);
     while (true) {
       THRIFTY_ASSIGN_OR_RETURN(std::unique_ptr<Batch> batch, pipeline.Next());
       if (batch == nullptr) break;

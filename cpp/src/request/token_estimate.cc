@@ -168,28 +168,42 @@ constexpr double kPerRequest = 3.0;
 constexpr double kPerImage = 765.0;
 constexpr double kPerTool = 8.0;
 
-absl::Status AddContent(const json& content, const Calibration& c, double& tokens) {
+void Add(TokenFeatures& into, const TokenFeatures& f) {
+  for (size_t i = 0; i < into.word_counts.size(); ++i) into.word_counts[i] += f.word_counts[i];
+  into.digit_groups += f.digit_groups;
+  into.punct_runs += f.punct_runs;
+  into.punct_chars += f.punct_chars;
+  into.newline_runs += f.newline_runs;
+  into.space_runs += f.space_runs;
+  into.cjk_chars += f.cjk_chars;
+  into.other_chars += f.other_chars;
+  into.long_word_chars += f.long_word_chars;
+}
+
+void AddText(std::string_view text, RequestTokenFeatures& into) { Add(into.text, Extract(text)); }
+
+absl::Status AddContent(const json& content, RequestTokenFeatures& into) {
   if (content.is_string()) {
-    tokens += Combine(Extract(content.get_ref<const std::string&>()), c);
+    AddText(content.get_ref<const std::string&>(), into);
     return absl::OkStatus();
   }
   if (content.is_array()) {
-    for (const json& block : content) THRIFTY_RETURN_IF_ERROR(AddContent(block, c, tokens));
+    for (const json& block : content) THRIFTY_RETURN_IF_ERROR(AddContent(block, into));
     return absl::OkStatus();
   }
   if (content.is_object()) {
     const std::string type = content.value("type", "");
     if (type == "image_url" || type == "image" || type == "input_image") {
-      tokens += kPerImage;
+      into.framing += kPerImage;
       return absl::OkStatus();
     }
     for (const char* field : {"text", "content", "input", "arguments", "thinking"}) {
       if (auto it = content.find(field); it != content.end()) {
         if (it->is_string() || it->is_array()) {
-          THRIFTY_RETURN_IF_ERROR(AddContent(*it, c, tokens));
+          THRIFTY_RETURN_IF_ERROR(AddContent(*it, into));
         } else {
           THRIFTY_ASSIGN_OR_RETURN(std::string text, CanonicalJson(*it));
-          tokens += Combine(Extract(text), c);
+          AddText(text, into);
         }
       }
     }
@@ -197,12 +211,12 @@ absl::Status AddContent(const json& content, const Calibration& c, double& token
     if (auto it = content.find("tool_calls"); it != content.end() && it->is_array()) {
       for (const json& call : *it) {
         THRIFTY_ASSIGN_OR_RETURN(std::string text, CanonicalJson(call));
-        tokens += Combine(Extract(text), c);
+        AddText(text, into);
       }
     }
     if (auto it = content.find("function"); it != content.end()) {
       THRIFTY_ASSIGN_OR_RETURN(std::string text, CanonicalJson(*it));
-      tokens += Combine(Extract(text), c);
+      AddText(text, into);
     }
   }
   return absl::OkStatus();
@@ -255,25 +269,25 @@ int64_t EstimateTextTokens(std::string_view text, TokenizerFamily family) {
   return std::max<int64_t>(1, std::llround(tokens));
 }
 
-absl::StatusOr<int64_t> EstimateRequestTokens(const json& request, TokenizerFamily family) {
+absl::StatusOr<RequestTokenFeatures> ExtractRequestTokenFeatures(const json& request) {
   if (!request.is_object()) {
     return absl::InvalidArgumentError(
         std::string("request must be a JSON object (an OpenAI chat or Anthropic messages "
                     "request), got ") +
         request.type_name());
   }
-  const Calibration& c = CalibrationFor(family);
-  double tokens = kPerRequest;
+  RequestTokenFeatures f;
+  f.framing = kPerRequest;
   if (auto it = request.find("system"); it != request.end()) {
-    tokens += kPerMessage;
-    THRIFTY_RETURN_IF_ERROR(AddContent(*it, c, tokens));
+    f.framing += kPerMessage;
+    THRIFTY_RETURN_IF_ERROR(AddContent(*it, f));
   }
   for (const char* list : {"messages", "input"}) {
     auto it = request.find(list);
     if (it == request.end()) continue;
     if (it->is_string() && std::string_view(list) == "input") {  // Responses: a bare string
-      tokens += kPerMessage;
-      THRIFTY_RETURN_IF_ERROR(AddContent(*it, c, tokens));
+      f.framing += kPerMessage;
+      THRIFTY_RETURN_IF_ERROR(AddContent(*it, f));
       continue;
     }
     if (!it->is_array()) {
@@ -281,25 +295,36 @@ absl::StatusOr<int64_t> EstimateRequestTokens(const json& request, TokenizerFami
                                         "' must be a list of messages, got " + it->type_name());
     }
     for (const json& message : *it) {
-      tokens += kPerMessage;
+      f.framing += kPerMessage;
       if (!message.is_object()) {
         return absl::InvalidArgumentError(
             std::string("request field '") + list +
             "' holds a message that is not an object: " + message.dump().substr(0, 60));
       }
       if (auto name = message.find("name"); name != message.end() && name->is_string()) {
-        tokens += Combine(Extract(name->get_ref<const std::string&>()), c);
+        AddText(name->get_ref<const std::string&>(), f);
       }
-      THRIFTY_RETURN_IF_ERROR(AddContent(message, c, tokens));
+      THRIFTY_RETURN_IF_ERROR(AddContent(message, f));
     }
   }
   if (auto it = request.find("tools"); it != request.end() && it->is_array()) {
     for (const json& tool : *it) {
       THRIFTY_ASSIGN_OR_RETURN(std::string text, CanonicalJson(tool));
-      tokens += kPerTool + Combine(Extract(text), c);
+      f.framing += kPerTool;
+      AddText(text, f);
     }
   }
+  return f;
+}
+
+int64_t RequestTokens(const RequestTokenFeatures& features, TokenizerFamily family) {
+  const double tokens = features.framing + Combine(features.text, CalibrationFor(family));
   return std::llround(tokens * FamilyFactor(family));
+}
+
+absl::StatusOr<int64_t> EstimateRequestTokens(const json& request, TokenizerFamily family) {
+  THRIFTY_ASSIGN_OR_RETURN(RequestTokenFeatures features, ExtractRequestTokenFeatures(request));
+  return RequestTokens(features, family);
 }
 
 }  // namespace thrifty::request

@@ -4,9 +4,11 @@
 #include <span>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/request/token_estimate.h"
+#include "xxhash.h"
 
 namespace thrifty::route {
 namespace {
@@ -172,12 +174,24 @@ absl::StatusOr<Category> ParseCategory(std::string_view name) {
                     "'; accepted: chat, code, math, reasoning, extraction, long_context")));
 }
 
+// The system prompt's code signals, remembered per thread by the prompt's hash: the same system
+// prompt comes with call after call, and scanning it is most of Classify's work.
+size_t SystemCodeSignals(std::string_view system_text) {
+  if (system_text.empty()) return 0;
+  thread_local absl::flat_hash_map<uint64_t, size_t> memo;
+  const uint64_t key = XXH3_64bits(system_text.data(), system_text.size());
+  if (auto it = memo.find(key); it != memo.end()) return it->second;
+  if (memo.size() >= 4096) memo.clear();
+  const size_t count = CountSignals(Lowered(system_text), kCodeSignals);
+  memo.emplace(key, count);
+  return count;
+}
+
 Category Classify(std::string_view user_text, std::string_view system_text, int64_t input_tokens,
                   const FeatureOptions& options) {
   if (input_tokens >= options.long_context_tokens) return Category::kLongContext;
   const std::string user = Lowered(user_text);
-  const std::string system = Lowered(system_text);
-  const size_t code = CountSignals(user, kCodeSignals) + CountSignals(system, kCodeSignals) / 2 +
+  const size_t code = CountSignals(user, kCodeSignals) + SystemCodeSignals(system_text) / 2 +
                       std::min<size_t>(CodeLines(user), 2);
   if (user.find("```") != std::string::npos || code >= 2) return Category::kCode;
   const size_t math = CountSignals(user, kMathSignals) + (HasArithmetic(user) ? 1 : 0);
@@ -190,21 +204,24 @@ Category Classify(std::string_view user_text, std::string_view system_text, int6
 absl::StatusOr<RequestFeatures> ExtractFeatures(const json& input, const FeatureOptions& options) {
   RequestFeatures features;
   if (input.is_string()) {
-    features.request = json::object();
-    features.request["messages"] = json::array({json{{"role", "user"}, {"content", input}}});
+    features.prompt_request_ = json::object();
+    features.prompt_request_["messages"] =
+        json::array({json{{"role", "user"}, {"content", input}}});
   } else if (input.is_object()) {
-    features.request = input;
+    features.input_ = &input;
   } else {
     return absl::InvalidArgumentError(
         ToAbsl(StrCat("a router input must be a prompt (str) or a request object (OpenAI chat or "
                       "Anthropic messages), got ",
                       input.type_name())));
   }
-  const json& request = features.request;
-  absl::StatusOr<int64_t> tokens =
-      request::EstimateRequestTokens(request, request::TokenizerFamily::kO200k);
+  const json& request = features.request();
+  absl::StatusOr<request::RequestTokenFeatures> tokens =
+      request::ExtractRequestTokenFeatures(request);
   if (!tokens.ok()) return tokens.status();
-  features.input_tokens = *tokens;
+  features.token_features = *tokens;
+  features.input_tokens =
+      request::RequestTokens(features.token_features, request::TokenizerFamily::kO200k);
 
   std::string user;
   std::string system;

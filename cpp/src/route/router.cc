@@ -238,14 +238,11 @@ void Router::Estimate(const RequestFeatures& features, std::span<const float> em
   for (size_t j = 0; j < m; ++j) {
     const catalog::ModelSpec& spec = catalog_.models()[j];
     int64_t& in = by_family[static_cast<size_t>(families_[j])];
-    if (in < 0) {
-      absl::StatusOr<int64_t> t = request::EstimateRequestTokens(features.request, families_[j]);
-      in = t.ok() ? *t : features.input_tokens;
-    }
+    if (in < 0) in = request::RequestTokens(features.token_features, families_[j]);
     d.input_tokens[j] = in;
     if (tracker) {
-      d.cached_tokens[j] = std::clamp<int64_t>(tracker->PredictCachedTokens(spec, features.request),
-                                               0, d.input_tokens[j]);
+      d.cached_tokens[j] = std::clamp<int64_t>(
+          tracker->PredictCachedTokens(spec, features.request()), 0, d.input_tokens[j]);
     }
     const double uncached = static_cast<double>(d.input_tokens[j] - d.cached_tokens[j]);
     d.expected_cost_usd[j] = (uncached * spec.input_per_mtok +

@@ -53,6 +53,17 @@ int64_t EstimateTextTokens(std::string_view text, TokenizerFamily family);
 absl::StatusOr<int64_t> EstimateRequestTokens(const nlohmann::json& request,
                                               TokenizerFamily family);
 
+// A request's estimate for every tokenizer family from one pass over it: the estimate is linear
+// in the text features, so the features of all the request's texts are summed once and each
+// family applies its own weights (RequestTokens). RequestTokens(ExtractRequestTokenFeatures(r),
+// f) == EstimateRequestTokens(r, f).
+struct RequestTokenFeatures {
+  TokenFeatures text;  // summed over every text of the request
+  double framing = 0;  // per-request, per-message, per-tool and per-image tokens
+};
+absl::StatusOr<RequestTokenFeatures> ExtractRequestTokenFeatures(const nlohmann::json& request);
+int64_t RequestTokens(const RequestTokenFeatures& features, TokenizerFamily family);
+
 }  // namespace thrifty::request
 
 #endif  // THRIFTY_REQUEST_TOKEN_ESTIMATE_H_

@@ -31,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "thrifty/request/token_estimate.h"
 
 namespace thrifty::route {
 
@@ -55,11 +56,20 @@ struct FeatureOptions {
 };
 
 struct RequestFeatures {
-  // The input as a request object: a prompt becomes {"messages":[{"role":"user","content":p}]}.
-  nlohmann::json request;
+  // The input as a request object: the input itself when it is one (referenced, not copied:
+  // the input must outlive these features), else the prompt as
+  // {"messages":[{"role":"user","content":p}]}.
+  const nlohmann::json& request() const { return input_ != nullptr ? *input_ : prompt_request_; }
   std::string embed_text;  // what the embedder sees (see FeatureOptions)
   Category category = Category::kChat;
-  int64_t input_tokens = 0;  // o200k estimate of the whole request
+  int64_t input_tokens = 0;                      // o200k estimate of the whole request
+  request::RequestTokenFeatures token_features;  // for the other tokenizer families' estimates
+
+ private:
+  friend absl::StatusOr<RequestFeatures> ExtractFeatures(const nlohmann::json& input,
+                                                         const FeatureOptions& options);
+  const nlohmann::json* input_ = nullptr;
+  nlohmann::json prompt_request_;
 };
 
 // Features of one router input; InvalidArgument when it is neither a string nor a request
