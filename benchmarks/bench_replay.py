@@ -5,8 +5,10 @@ policy -- exact cache, semantic cache, label routing, prefix-cache simulation --
 subprocess per run, so peak RSS (ru_maxrss) is the replay's own. It reports wall-clock and
 CPU-time throughput (the machine is shared: CPU time shows what the code costs when the cores
 are busy with other work), peak RSS per million lines at two trace lengths (memory is bounded:
-the second figure must not grow with the trace), and a straightforward pure-Python replay (json.loads + a dict exact cache + label routing) on the
-first 20,000 lines as the peer, against thrifty with the same policy.
+the second figure must not grow with the trace), the same policy with a trained router
+(logistic, fitted on 5,000 other synthetic records) instead of the label oracle on a quarter of
+the lines, and a straightforward pure-Python replay (json.loads + a dict exact cache + label
+routing) on the first 20,000 lines as the peer, against thrifty with the same policy.
 
     python benchmarks/bench_replay.py [--lines 1000000] [--trace PATH]
 """
@@ -29,14 +31,23 @@ from _bench_util import print_table, write_json  # noqa: E402
 CHILD = r"""
 import json, resource, sys, time
 import thrifty
-path, limit, threads, full = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+from thrifty import synth
+path, limit, threads, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+full = mode != "peer"
+router = None
+if mode == "router":  # a trained router instead of the label oracle, fitted before the clock
+    router = thrifty.Router(thrifty.Catalog.default(), predictor="logistic")
+    records = list(synth.records(n=5000, seed=7))
+    router.fit([(r["request"], {m: lab["quality"] for m, lab in r["labels"].items()})
+                for r in records])
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 c0, t0 = cpu(), time.perf_counter()
 report = thrifty.replay(path, embedder=thrifty.HashingEmbedder(), limit=limit, threads=threads,
                         semantic_namespaces=["support"], audit_sample_size=50,
-                        semantic=full, prefix_cache=full)
+                        semantic=full, prefix_cache=full, router=router,
+                        candidate_models=list(synth.LABEL_MODELS) if router else None)
 wall, cpu_s = time.perf_counter() - t0, cpu() - c0
 print(json.dumps({"requests": report.data["requests"], "wall_s": wall, "cpu_s": cpu_s,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -52,10 +63,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def run_child(path: str, limit: int, threads: int, full: bool = True) -> dict:
-    """full: the whole policy; else exact cache + label routing only (the peer's policy)."""
+def run_child(path: str, limit: int, threads: int, mode: str = "full") -> dict:
+    """mode "full": the whole policy with label routing; "router": the whole policy with a
+    trained logistic router; "peer": exact cache + label routing only (the peer's policy)."""
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, path, str(limit), str(threads), "1" if full else "0"],
+        [sys.executable, "-c", CHILD, path, str(limit), str(threads), mode],
         capture_output=True,
         text=True,
         check=True,
@@ -134,7 +146,8 @@ def main() -> int:
     full = run_child(path, args.lines, args.threads)
     peer_lines = min(20_000, args.lines)
     peer = python_peer(path, peer_lines)
-    ours_small = run_child(path, peer_lines, args.threads, full=False)
+    ours_small = run_child(path, peer_lines, args.threads, mode="peer")
+    routed = run_child(path, args.lines // 4, args.threads, mode="router")
 
     def per_s(r, key):
         return r["requests"] / r[key] if r[key] > 0 else 0.0
@@ -143,6 +156,7 @@ def main() -> int:
     for name, r in (
         (f"thrifty replay, {quarter['requests']:,} lines", quarter),
         (f"thrifty replay, {full['requests']:,} lines", full),
+        (f"thrifty replay, trained router, {routed['requests']:,} lines", routed),
         (f"thrifty, exact + routing, {ours_small['requests']:,} lines", ours_small),
         (f"pure-Python peer, exact + routing, {peer['requests']:,} lines", peer),
     ):
@@ -184,6 +198,7 @@ def main() -> int:
             "idle_rss_mb": base_rss,
             "quarter": quarter,
             "full": full,
+            "router": routed,
             "small": ours_small,
             "python_peer": peer,
             "ratio_cpu_throughput_vs_peer": ratio,

@@ -307,7 +307,9 @@ TEST(ReplayTest, SemanticLookaheadGivesTheResultsOfLookingUpInOrder) {
         EXPECT_GT((*a)["semantic_lookahead"]["redone"].get<int64_t>(), 0) << where;
         EXPECT_GT((*a)["stats"]["semantic_cache"]["evictions"].get<int64_t>(), 0) << where;
       }
-      if (ttl) EXPECT_GT((*a)["stats"]["semantic_cache"]["expirations"].get<int64_t>(), 0) << where;
+      if (ttl) {
+        EXPECT_GT((*a)["stats"]["semantic_cache"]["expirations"].get<int64_t>(), 0) << where;
+      }
     }
   }
 }
@@ -460,7 +462,9 @@ TEST(TraceLineTest, CanonicalRequestFromSimdjsonMatchesTheNlohmannPath) {
         nl["messages"].is_array() ? static_cast<int64_t>(nl["messages"].size()) - 1 : -1;
     ASSERT_TRUE(
         request::internal::AppendCanonicalRequest<internal::SimdjsonView>(doc, context, last).ok());
-    if (last >= 0) EXPECT_EQ(context, *expected_context) << text;
+    if (last >= 0) {
+      EXPECT_EQ(context, *expected_context) << text;
+    }
   }
 
   // A key given twice: reported, so the caller can read the line as nlohmann does.

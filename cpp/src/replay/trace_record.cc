@@ -263,7 +263,8 @@ absl::Status ParseTraceLine(LineParser& parser, std::string_view line, std::stri
     json parsed = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) {
       try {
-        (void)json::parse(line.begin(), line.end());
+        const json again = json::parse(line.begin(), line.end());
+        (void)again;
       } catch (const json::parse_error& e) {
         return absl::InvalidArgumentError(
             StrCat(where, ": malformed JSON (byte ", e.byte, "): ", e.what()));
