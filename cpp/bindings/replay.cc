@@ -95,8 +95,9 @@ void RegisterReplay(py::module_& m) {
          double prefix_ttl_seconds, int64_t prefix_min_tokens, bool prefix_tracker, int threads,
          size_t batch_size, size_t max_batches_in_flight, std::optional<int64_t> limit,
          bool skip_invalid, size_t audit_sample_size, uint64_t seed, double bucket_seconds,
-         py::object progress, int64_t progress_every, py::object ledger) {
+         py::object progress, int64_t progress_every, py::object ledger, bool semantic_lookahead) {
         ReplayOptions options;
+        options.semantic_lookahead = semantic_lookahead;
         if (!ledger.is_none()) options.ledger = LedgerFromPy(ledger, "ledger");
         options.exact = exact;
         options.exact_ttl_seconds = exact_ttl_seconds;
@@ -178,7 +179,7 @@ void RegisterReplay(py::module_& m) {
       py::arg("limit") = py::none(), py::arg("skip_invalid") = false,
       py::arg("audit_sample_size") = 50, py::arg("seed") = 0, py::arg("bucket_seconds") = 3600.0,
       py::arg("progress") = py::none(), py::arg("progress_every") = 20000,
-      py::arg("ledger") = py::none(),
+      py::arg("ledger") = py::none(), py::arg("semantic_lookahead") = true,
       "Replays a trace file; returns the report as a dict. Use thrifty.replay() instead.");
 
   m.def(

@@ -518,6 +518,7 @@ def _replay(
     progress: Optional[Callable[[int, int, int], Any]] = ...,
     progress_every: int = ...,
     ledger: Optional[_Ledger] = ...,
+    semantic_lookahead: bool = ...,
 ) -> Dict[str, Any]: ...
 def _parse_trace_line(line: str, where: str = ...) -> Dict[str, Any]: ...
 
