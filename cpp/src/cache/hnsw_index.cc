@@ -16,12 +16,31 @@
 
 namespace thrifty::cache::internal {
 
+// Level 0 (every node, 2 * m links) lives in `links0` with a fixed stride, so a node's links
+// are one address computation away; faiss::HNSW holds the upper levels (its level 0 has no
+// slots), whose lists FAISS reaches through its offsets table.
 struct HnswIndex::Graph {
-  explicit Graph(int m) : hnsw(m) {}
+  explicit Graph(int m) : hnsw(m), degree0(static_cast<size_t>(hnsw.nb_neighbors(0))) {
+    hnsw.set_nb_neighbors(0, 0);
+  }
   ~Graph() {
     for (omp_lock_t& lock : locks) omp_destroy_lock(&lock);
   }
+  // The level-`level` links of node v, -1 padded to Degree(level).
+  int* Links(size_t v, int level) {
+    return level == 0
+               ? links0.data() + v * degree0
+               : hnsw.neighbors.data() + hnsw.offsets[v] + hnsw.cum_nneighbor_per_level[level];
+  }
+  size_t Degree(int level) const {
+    return level == 0 ? degree0
+                      : static_cast<size_t>(hnsw.cum_nneighbor_per_level[level + 1] -
+                                            hnsw.cum_nneighbor_per_level[level]);
+  }
+
   faiss::HNSW hnsw;
+  const size_t degree0;
+  std::vector<int, HugePageAllocator<int>> links0;  // nodes * degree0
   std::mutex entry_mu;  // guards hnsw.entry_point and hnsw.max_level during Add
   // One per node. The vector only grows inside Add, when no lock is held (libgomp's locks are
   // plain words, so moving an unlocked one is safe).
@@ -109,7 +128,8 @@ HnswIndex::~HnswIndex() = default;
 
 size_t HnswIndex::MemoryBytes() const {
   const faiss::HNSW& hnsw = graph_->hnsw;
-  return codes_.capacity() + hnsw.neighbors.capacity() * sizeof(hnsw.neighbors[0]) +
+  return codes_.capacity() + graph_->links0.capacity() * sizeof(int) +
+         hnsw.neighbors.capacity() * sizeof(hnsw.neighbors[0]) +
          hnsw.offsets.capacity() * sizeof(hnsw.offsets[0]) +
          hnsw.levels.capacity() * sizeof(hnsw.levels[0]) +
          graph_->locks.capacity() * sizeof(omp_lock_t);
@@ -149,6 +169,8 @@ void HnswIndex::Add(const float* base, size_t n) {
     hnsw.levels.push_back(level + 1);
     new_links += static_cast<size_t>(hnsw.cum_nb_neighbors(level + 1));
   }
+  ReserveWithSlack(graph_->links0, total * graph_->degree0);
+  graph_->links0.resize(total * graph_->degree0, -1);
   ReserveWithSlack(hnsw.neighbors, hnsw.neighbors.size() + new_links);
   ReserveWithSlack(hnsw.offsets, hnsw.offsets.size() + n);
   AdviseHugePages(hnsw.neighbors.data(), hnsw.neighbors.capacity() * sizeof(int));
@@ -175,16 +197,13 @@ void HnswIndex::Descend(const int16_t* weights, int top, int bottom, int32_t& en
   const faiss::HNSW& hnsw = graph_->hnsw;
   const size_t dim = options_.dim;
   const uint8_t* codes = codes_.data();
-  const int* links = hnsw.neighbors.data();
-  const size_t* offsets = hnsw.offsets.data();
-  const int* level_start = hnsw.cum_nneighbor_per_level.data();
   for (int level = top; level > bottom; --level) {
-    const size_t degree = static_cast<size_t>(level_start[level + 1] - level_start[level]);
+    const size_t degree = graph_->Degree(level);
     if (s.scores.size() < degree) s.scores.resize(degree);
     int32_t* scores = s.scores.data();
     for (bool moved = true; moved;) {
       moved = false;
-      const int* begin = links + offsets[entry] + level_start[level];
+      const int* begin = graph_->Links(static_cast<uint32_t>(entry), level);
       size_t n = 0;
       while (n != degree && begin[n] >= 0) ++n;
       CodeDots(weights, codes, dim, begin, n, scores);
@@ -213,10 +232,15 @@ size_t HnswIndex::BeamSearch(const int16_t* weights, int32_t entry, int32_t entr
   const faiss::HNSW& hnsw = graph_->hnsw;
   const size_t dim = options_.dim;
   const uint8_t* codes = codes_.data();
-  const int* links = hnsw.neighbors.data() + hnsw.cum_nneighbor_per_level[level];
+  const Graph& graph = *graph_;
+  const size_t degree = graph.Degree(level);
+  // Level 0: a fixed stride. Above: through FAISS's offsets.
+  const int* links = level == 0 ? graph.links0.data()
+                                : hnsw.neighbors.data() + hnsw.cum_nneighbor_per_level[level];
   const size_t* offsets = hnsw.offsets.data();
-  const size_t degree = static_cast<size_t>(hnsw.cum_nneighbor_per_level[level + 1] -
-                                            hnsw.cum_nneighbor_per_level[level]);
+  auto links_of = [links, offsets, level, degree](uint32_t v) {
+    return level == 0 ? links + v * degree : links + offsets[v];
+  };
   const size_t links_bytes = degree * sizeof(int);
   if (s.fresh.size() < degree) s.fresh.resize(degree);
   if (s.scores.size() < degree) s.scores.resize(degree);
@@ -238,8 +262,8 @@ size_t HnswIndex::BeamSearch(const int16_t* weights, int32_t entry, int32_t entr
     beam[cursor].node |= kExpanded;
     size_t next = cursor + 1;  // the next node to expand, unless a better one turns up
     while (next < size && (beam[next].node & kExpanded)) ++next;
-    if (next < size) PrefetchBytes(links + offsets[beam[next].node], links_bytes);
-    const int* neighbours = links + offsets[current];
+    if (next < size) PrefetchBytes(links_of(beam[next].node), links_bytes);
+    const int* neighbours = links_of(current);
     size_t n_fresh = 0;
     for (size_t j = 0; j < degree; ++j) {  // branch-free: the bits are unpredictable
       const int v = neighbours[j];
@@ -264,8 +288,10 @@ size_t HnswIndex::BeamSearch(const int16_t* weights, int32_t entry, int32_t entr
       std::memmove(beam + pos + 1, beam + pos, (kept - pos) * sizeof(BeamEntry));
       beam[pos] = {score, static_cast<uint32_t>(fresh[j])};
       size = kept + 1;
-      __builtin_prefetch(&offsets[fresh[j]]);  // in case it is expanded next
-      next = std::min(next, pos);
+      if (pos < next) {  // the next node to expand now
+        next = pos;
+        if (level == 0) PrefetchBytes(links_of(beam[pos].node), links_bytes);
+      }
     }
     cursor = next;
     while (cursor < size && (beam[cursor].node & kExpanded)) ++cursor;
@@ -337,7 +363,7 @@ void HnswIndex::Insert(const float* base, int32_t id, int level, size_t nodes) {
                    static_cast<size_t>(std::max(options_.ef_construction, 1)), nodes, s);
     // The new node's links: the heuristic over the beam, nearest first, when it has at least
     // as many nodes as the level's links (FAISS's shrink_neighbor_list), else the whole beam.
-    const size_t max_links = static_cast<size_t>(hnsw.nb_neighbors(l));
+    const size_t max_links = graph_->Degree(l);
     std::vector<int32_t>& selected = s.selected;
     selected.clear();
     for (size_t i = 0; i < size && selected.size() < max_links; ++i) {
@@ -385,12 +411,10 @@ bool HnswIndex::Diverse(const float* base, int32_t v, float similarity,
 // re-chooses them among the old ones and dest with the heuristic (exact similarities to src),
 // stored farthest first and padded with -1.
 void HnswIndex::AddLink(const float* base, int32_t src, int32_t dest, int level, Scratch& s) {
-  faiss::HNSW& hnsw = graph_->hnsw;
   const size_t dim = options_.dim;
-  size_t begin;
-  size_t end;
-  hnsw.neighbor_range(src, level, &begin, &end);
-  int* links = hnsw.neighbors.data();
+  int* links = graph_->Links(static_cast<uint32_t>(src), level);
+  const size_t begin = 0;
+  const size_t end = graph_->Degree(level);
   if (links[end - 1] == -1) {
     size_t i = end;
     while (i > begin && links[i - 1] == -1) --i;
