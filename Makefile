@@ -76,6 +76,7 @@ bench: install
 	$(PY) benchmarks/bench_embedders.py
 	$(PY) benchmarks/bench_semantic_quality.py
 	$(PY) benchmarks/bench_semantic_cache.py
+	$(PY) benchmarks/bench_hnsw.py
 	$(PY) benchmarks/bench_vs_gptcache.py
 	$(PY) benchmarks/bench_router.py
 	$(PY) benchmarks/bench_redis_cache.py

@@ -191,18 +191,90 @@ __attribute__((target("avx512f,avx512bw"))) int32_t CodeDotAvx512(const int16_t*
   return total;
 }
 
-using CodeDotFn = int32_t (*)(const int16_t*, const uint8_t*, size_t);
-
-CodeDotFn PickCodeDot() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
-    return CodeDotAvx512;
+// AVX-512 VNNI (Ice Lake and later): vpdpwssd multiplies 16-bit pairs and adds them to the
+// 32-bit accumulator in one instruction. The same exact integer sum as CodeDotAvx512.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t CodeDotVnni(const int16_t* weights,
+                                                                           const uint8_t* code,
+                                                                           size_t dim) {
+  __m512i acc0 = _mm512_setzero_si512();
+  __m512i acc1 = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    const __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    const __m512i c1 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    acc0 = _mm512_dpwssd_epi32(acc0, c0, _mm512_loadu_si512(weights + i));
+    acc1 = _mm512_dpwssd_epi32(acc1, c1, _mm512_loadu_si512(weights + i + 32));
   }
-  if (__builtin_cpu_supports("avx2")) return CodeDotAvx2;
-  return CodeDotScalar;
+  for (; i + 32 <= dim; i += 32) {
+    const __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    acc0 = _mm512_dpwssd_epi32(acc0, c0, _mm512_loadu_si512(weights + i));
+  }
+  int32_t total = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+  for (; i < dim; ++i) total += int32_t{weights[i]} * int32_t{code[i]};
+  return total;
 }
 
-const CodeDotFn kCodeDot = PickCodeDot();
+// The batch loop of CodeDots for each kernel, prefetching as THRIFTY_WEIGHTED_CODE_SUMS_BODY.
+#define THRIFTY_CODE_DOTS_BODY(kernel)                                                       \
+  const size_t ahead = std::max<size_t>(1, kPrefetchBytes / std::max<size_t>(dim, 1));       \
+  for (size_t j = 0; j < std::min(ahead, n); ++j) {                                          \
+    PrefetchCode(codes + static_cast<size_t>(ids[j]) * dim, dim);                            \
+  }                                                                                          \
+  for (size_t j = 0; j < n; ++j) {                                                           \
+    if (j + ahead < n) PrefetchCode(codes + static_cast<size_t>(ids[j + ahead]) * dim, dim); \
+    out[j] = kernel(weights, codes + static_cast<size_t>(ids[j]) * dim, dim);                \
+  }
+
+void CodeDotsScalar(const int16_t* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+                    size_t n, int32_t* out) {
+  THRIFTY_CODE_DOTS_BODY(CodeDotScalar)
+}
+
+__attribute__((target("avx2"))) void CodeDotsAvx2(const int16_t* weights, const uint8_t* codes,
+                                                  size_t dim, const int32_t* ids, size_t n,
+                                                  int32_t* out) {
+  THRIFTY_CODE_DOTS_BODY(CodeDotAvx2)
+}
+
+__attribute__((target("avx512f,avx512bw"))) void CodeDotsAvx512(const int16_t* weights,
+                                                                const uint8_t* codes, size_t dim,
+                                                                const int32_t* ids, size_t n,
+                                                                int32_t* out) {
+  THRIFTY_CODE_DOTS_BODY(CodeDotAvx512)
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void CodeDotsVnni(const int16_t* weights,
+                                                                         const uint8_t* codes,
+                                                                         size_t dim,
+                                                                         const int32_t* ids,
+                                                                         size_t n, int32_t* out) {
+  THRIFTY_CODE_DOTS_BODY(CodeDotVnni)
+}
+#undef THRIFTY_CODE_DOTS_BODY
+
+using CodeDotFn = int32_t (*)(const int16_t*, const uint8_t*, size_t);
+using CodeDotsFn = void (*)(const int16_t*, const uint8_t*, size_t, const int32_t*, size_t,
+                            int32_t*);
+
+struct CodeDotDispatch {
+  CodeDotFn one;
+  CodeDotsFn batch;
+};
+
+CodeDotDispatch PickCodeDot() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    if (__builtin_cpu_supports("avx512vnni")) return {CodeDotVnni, CodeDotsVnni};
+    return {CodeDotAvx512, CodeDotsAvx512};
+  }
+  if (__builtin_cpu_supports("avx2")) return {CodeDotAvx2, CodeDotsAvx2};
+  return {CodeDotScalar, CodeDotsScalar};
+}
+
+const CodeDotDispatch kCodeDot = PickCodeDot();
 
 using Kernel = float (*)(const float*, const float*, size_t);
 using BatchCodeKernel = void (*)(const float*, const uint8_t*, size_t, const int32_t*, size_t,
@@ -249,7 +321,12 @@ void WeightedCodeSums(const float* weights, const uint8_t* codes, size_t dim, co
 }
 
 int32_t CodeDot(const int16_t* weights, const uint8_t* code, size_t dim) {
-  return kCodeDot(weights, code, dim);
+  return kCodeDot.one(weights, code, dim);
+}
+
+void CodeDots(const int16_t* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+              size_t n, int32_t* out) {
+  kCodeDot.batch(weights, codes, dim, ids, n, out);
 }
 
 std::string_view SimdLevel() { return Chosen().level; }

@@ -30,6 +30,10 @@ void WeightedCodeSums(const float* weights, const uint8_t* codes, size_t dim, co
 // 16-bit pairs: half the instructions of the float kernel). The caller keeps
 // dim * 255 * max|weights[i]| < 2^31.
 int32_t CodeDot(const int16_t* weights, const uint8_t* code, size_t dim);
+// out[j] = CodeDot(weights, codes + ids[j] * dim, dim) for j in [0, n), prefetched as
+// WeightedCodeSums (AVX-512 VNNI's vpdpwssd where the CPU has it: one instruction per 32 dims).
+void CodeDots(const int16_t* weights, const uint8_t* codes, size_t dim, const int32_t* ids,
+              size_t n, int32_t* out);
 // "avx512", "avx2" or "scalar": what the kernels use on this CPU.
 std::string_view SimdLevel();
 

@@ -1,19 +1,26 @@
 // HnswIndex: an HNSW graph built from exact vectors and searched over 8-bit codes. Internal to
 // the cache area.
 //
-// FAISS's HNSW holds the links and inserts nodes (faiss::HNSW::add_with_locks, on every core).
-// Insertion reads the caller's float32 vectors but never copies them: one float copy per
-// entry, the caller's. Its beam search compares the inserted vector with codes, and its
-// neighbour selection compares float32 vectors (see InsertionDistance in the .cc). Search walks
-// the graph over Sq8Quantizer codes (dim bytes per node, a quarter of the memory traffic of
-// float32), prefetches the rows it is about to read, and keeps its visited bits and heaps per
-// thread, so a lookup allocates nothing. Its similarities are approximate (within a few
-// thousandths for unit vectors); callers re-rank the candidates with their exact vectors.
+// A faiss::HNSW holds the levels and links (FAISS's layout and level draw). Insertion is
+// FAISS's add_with_locks step for step (same neighbour-selection heuristic, same per-node
+// locks, on every core for a batch), reimplemented here so its distance computations batch and
+// prefetch: its beam search compares the inserted vector with codes, its neighbour selection
+// compares float32 vectors. It reads the caller's float32 vectors but never copies them: one
+// float copy per entry, the caller's. Both beam searches (insertion's and Search's) keep the
+// best ef nodes in one sorted array instead of two heaps, rank nodes by exact integer dot
+// products of 16-bit query weights with the 8-bit codes (Sq8Quantizer::PrepareQueryInt16,
+// simd::CodeDots: AVX-512 VNNI where present), prefetch the rows and links they are about to
+// read, and keep their visited bits and beams per thread, so a lookup allocates nothing.
+// Codes are dim bytes per node, a quarter of the memory traffic of float32. Similarities are
+// approximate (within a few thousandths for unit vectors); callers re-rank the candidates
+// with their exact vectors.
 //
 // Why not faiss::IndexHNSW: it needs a storage index holding a second copy of the vectors, and
 // its search (Debian's FAISS is built for baseline x86-64) allocates and zeroes an ntotal-byte
 // visited table per query and reads each candidate through two virtual calls, without
 // prefetching. Lookups at 1M entries are memory-bound, and this search reads 4x fewer bytes.
+// Why not faiss::HNSW::add_with_locks: it computes one distance per virtual call, without
+// prefetching, through two std::priority_queues; the same steps here take half the time.
 //
 // Invariants: labels are 0..size()-1 in insertion order; codes hold size() * dim bytes, encoded
 // by the current quantizer (re-trained, and every code re-encoded, when the index has grown
@@ -76,9 +83,19 @@ class HnswIndex {
   static constexpr size_t kMaxTrainingRows = 65536;
 
  private:
-  struct Graph;  // FAISS types stay out of this header
+  struct Graph;    // FAISS types stay out of this header
+  struct Scratch;  // per-thread buffers of a search or an insertion
+  static Scratch& ThreadScratch();
 
   void EncodeRows(const float* base, size_t begin, size_t end);
+  void Descend(const int16_t* weights, int top, int bottom, int32_t& entry, int32_t& entry_score,
+               Scratch& s) const;
+  size_t BeamSearch(const int16_t* weights, int32_t entry, int32_t entry_score, int level,
+                    size_t ef, size_t nodes, Scratch& s) const;
+  void Insert(const float* base, int32_t id, int level, size_t nodes);
+  bool Diverse(const float* base, int32_t v, float similarity,
+               const std::vector<int32_t>& selected) const;
+  void AddLink(const float* base, int32_t src, int32_t dest, int level, Scratch& s);
 
   HnswOptions options_;
   std::unique_ptr<Graph> graph_;

@@ -6,6 +6,8 @@
 
 namespace thrifty::cache::internal {
 
+using simd::CodeDot;
+using simd::CodeDots;
 using simd::InnerProduct;
 using simd::InnerProducts;
 using simd::SimdLevel;

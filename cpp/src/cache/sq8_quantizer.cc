@@ -1,6 +1,7 @@
 #include "sq8_quantizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -61,6 +62,25 @@ float Sq8Quantizer::PrepareQuery(const float* query, float* weights) const {
     weights[i] = query[i] * step_[i];
     bias += query[i] * min_[i];
   }
+  return bias;
+}
+
+float Sq8Quantizer::PrepareQueryInt16(const float* query, int16_t* weights, float* unit) const {
+  const size_t dim = min_.size();
+  float bias = 0.0f;
+  float largest = 0.0f;
+  for (size_t i = 0; i < dim; ++i) {
+    bias += query[i] * min_[i];
+    largest = std::max(largest, std::abs(query[i] * step_[i]));
+  }
+  // |sum| <= dim * 255 * limit < 2^31.
+  const double limit =
+      std::min(32767.0, std::floor(2147483647.0 / (kLevels * std::max<size_t>(dim, 1))));
+  const float scale = largest > 0.0f ? static_cast<float>(limit / largest) : 0.0f;
+  for (size_t i = 0; i < dim; ++i) {
+    weights[i] = static_cast<int16_t>(std::lrint(query[i] * step_[i] * scale));
+  }
+  *unit = scale > 0.0f ? 1.0f / scale : 0.0f;
   return bias;
 }
 

@@ -35,6 +35,12 @@ class Sq8Quantizer {
   void Decode(const uint8_t* code, float* vector) const;
   // Writes dim() weights for WeightedCodeSum and returns the bias (see the header comment).
   float PrepareQuery(const float* query, float* weights) const;
+  // The same in integers, for CodeDot: writes dim() 16-bit weights, scaled so that the largest
+  // is as large as an int32 sum over dim() codes allows (within 1/20000 of the largest float
+  // weight at dim 256; the codes' own rounding is 1/510 of the range), and returns the bias;
+  // <query, decode(c)> ~= bias + *unit * CodeDot(weights, c). *unit > 0 (ranking by CodeDot is
+  // ranking by similarity), or 0 for a zero query.
+  float PrepareQueryInt16(const float* query, int16_t* weights, float* unit) const;
   // The largest |x[i] - decode(encode(x))[i]| for a component inside its range.
   float MaxInRangeError() const;
 
