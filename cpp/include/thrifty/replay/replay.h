@@ -3,9 +3,11 @@
 // against what was paid.
 //
 // Pipeline (bounded memory): a reader thread cuts the file into batches of raw lines; worker
-// threads parse and check each batch, compute request keys, context keys, token counts and
-// prefix chains, and embed the final user messages (one EmbedBatch per batch); the calling
-// thread consumes the batches in file order and runs the simulation. At most
+// threads parse and check each batch (simdjson; no nlohmann DOM unless an API needs the
+// request), compute request keys, context keys, token counts and prefix chains, embed the final
+// user messages of the semantic namespaces (one EmbedBatch per batch) and look them up in the
+// semantic cache ahead of time (ReplayOptions::semantic_lookahead); the calling thread consumes
+// the batches in file order and runs the simulation. At most
 // `max_batches_in_flight` batches exist at once, so memory is O(batch_size * in-flight) for the
 // pipeline plus what the caches hold (bounded by their own limits and TTLs).
 //
