@@ -452,10 +452,20 @@ class Pipeline {
 // ---------------------------------------------------------------------------------------------
 // Stage 2 (the calling thread): the simulation.
 
-// What a cache entry remembers of the answer it holds.
+// What an exact-cache entry remembers of its answer: the quality it was served at.
+std::string EncodeQuality(std::optional<double> quality) {
+  return quality ? StrCat(*quality) : std::string("-");
+}
+
+std::optional<double> DecodeQuality(std::string_view data) {
+  if (data.empty() || data == "-") return std::nullopt;
+  return std::strtod(std::string(data).c_str(), nullptr);
+}
+
+// What a semantic-cache entry remembers of its answer (the audit shows the matched call).
 std::string EncodeAnswer(std::optional<double> quality, const std::string& intent,
                          const std::string& id) {
-  std::string out = quality ? StrCat(*quality) : std::string("-");
+  std::string out = EncodeQuality(quality);
   out.push_back('\x1f');
   out += intent;
   out.push_back('\x1f');
@@ -474,8 +484,7 @@ Answer DecodeAnswer(std::string_view data) {
   const size_t a = data.find('\x1f');
   const size_t b = a == std::string_view::npos ? a : data.find('\x1f', a + 1);
   if (a == std::string_view::npos || b == std::string_view::npos) return answer;
-  std::string_view q = data.substr(0, a);
-  if (q != "-") answer.quality = std::strtod(std::string(q).c_str(), nullptr);
+  answer.quality = DecodeQuality(data.substr(0, a));
   answer.intent = std::string(data.substr(a + 1, b - a - 1));
   answer.id = std::string(data.substr(b + 1));
   return answer;
@@ -856,7 +865,7 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
     if (auto hit = exact_->Get(ns, exact_key)) {
       ++exact_hits_;
       save_exact_ += baseline;
-      count_quality(DecodeAnswer(hit->value).quality);
+      count_quality(DecodeQuality(hit->value));
       mix_["(exact cache)"].requests += 1;
       Bucket(rec.ts, baseline, 0.0, 1);
       return ToLedger(rec, rec.model, cost::Usage{}, 0.0, cost::CacheOutcome::kExactHit,
@@ -993,22 +1002,20 @@ absl::Status Simulation::Step(Prepared& p, std::span<const float> vector,
   count_quality(served_quality);
 
   // 5. Store the answer.
-  if (exact_ != nullptr || use_semantic) {
-    std::string answer = EncodeAnswer(served_quality, rec.intent, rec.id);
-    if (use_semantic) {
-      cache::SemanticValue value;
-      value.data = answer;
-      value.model = served_by;
-      value.cost_usd = policy;
-      THRIFTY_RETURN_IF_ERROR(SemanticInsert(p, vector, std::move(value)));
-    }
-    if (exact_ != nullptr) {
-      cache::EntryMetadata meta;
-      meta.model = served_by;
-      meta.cost_usd = policy;
-      THRIFTY_RETURN_IF_ERROR(
-          exact_->Put(ns, exact_key, std::move(answer), cache::ValueKind::kText, std::move(meta)));
-    }
+  if (use_semantic) {
+    cache::SemanticValue value;
+    value.data = EncodeAnswer(served_quality, rec.intent, rec.id);
+    value.model = served_by;
+    value.cost_usd = policy;
+    THRIFTY_RETURN_IF_ERROR(SemanticInsert(p, vector, std::move(value)));
+  }
+  if (exact_ != nullptr) {
+    // An exact hit needs only the answer's quality (it is the same question): the entry stays
+    // small, since the exact cache holds up to a million of them.
+    cache::EntryMetadata meta;
+    meta.cost_usd = policy;
+    THRIFTY_RETURN_IF_ERROR(exact_->Put(ns, exact_key, EncodeQuality(served_quality),
+                                        cache::ValueKind::kText, std::move(meta)));
   }
   return absl::OkStatus();
 }
