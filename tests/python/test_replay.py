@@ -198,6 +198,20 @@ def test_semantic_cache_answers_templated_prompts_wrongly(sample_trace):
     assert everywhere["quality_retained"] < support_only["quality_retained"]
 
 
+def test_semantic_lookahead_gives_the_results_of_looking_up_in_order(sample_trace):
+    # Lookups made ahead on the worker threads, corrected on the simulation thread, against
+    # every lookup made in trace order (the scopes stay below the HNSW size: exact search).
+    keys = ("exact_hits", "semantic_hits", "semantic_false_hits", "cost_usd", "savings_by_lever")
+    ahead = thrifty.replay(sample_trace, batch_size=8, max_batches_in_flight=16)
+    in_order = thrifty.replay(sample_trace, semantic_lookahead=False)
+    assert ahead.data["semantic_lookahead"]["used"] > 100
+    assert in_order.data["semantic_lookahead"]["used"] == 0
+    assert ahead.data["semantic_hits"] > 100
+    for key in keys:
+        assert ahead.data[key] == pytest.approx(in_order.data[key]), key
+    assert ahead.data["audit_sample"] == in_order.data["audit_sample"]
+
+
 def test_policy_file_sections(hand_trace, tmp_path):
     import yaml
 
