@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>  // std::thread
 
@@ -181,10 +182,13 @@ void HnswIndex::Add(const float* base, size_t n) {
   for (size_t i = first; i < total; ++i) {
     by_level[static_cast<size_t>(hnsw.levels[i] - 1)].push_back(static_cast<int>(i));
   }
-  std::mt19937 rng(static_cast<uint32_t>(789 + first));
+  std::optional<std::mt19937> rng;  // seeded (2.5 KB of state) only when a shuffle needs it
   for (int level = max_level; level >= 0; --level) {
     std::vector<int>& ids = by_level[static_cast<size_t>(level)];
-    std::shuffle(ids.begin(), ids.end(), rng);
+    if (ids.size() > 1) {
+      if (!rng) rng.emplace(static_cast<uint32_t>(789 + first));
+      std::shuffle(ids.begin(), ids.end(), *rng);
+    }
     ParallelFor(ids.size(), [&](size_t i) { Insert(base, ids[i], level, total); });
   }
   size_ = total;
@@ -401,8 +405,14 @@ bool HnswIndex::Diverse(const float* base, int32_t v, float similarity,
                         const std::vector<int32_t>& selected) const {
   const size_t dim = options_.dim;
   const float* row = base + static_cast<size_t>(v) * dim;
-  for (const int32_t w : selected) {
-    if (InnerProduct(base + static_cast<size_t>(w) * dim, row, dim) > similarity) return false;
+  constexpr size_t kBatch = 4;  // a few more products than the first rejection may need
+  float products[kBatch];
+  for (size_t i = 0; i < selected.size(); i += kBatch) {
+    const size_t n = std::min(kBatch, selected.size() - i);
+    InnerProductsGather(row, base, dim, selected.data() + i, n, products);
+    for (size_t j = 0; j < n; ++j) {
+      if (products[j] > similarity) return false;
+    }
   }
   return true;
 }
