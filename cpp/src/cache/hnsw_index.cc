@@ -136,6 +136,14 @@ size_t HnswIndex::MemoryBytes() const {
          graph_->locks.capacity() * sizeof(omp_lock_t);
 }
 
+std::vector<int> HnswIndex::Links(size_t node, int level) const {
+  std::vector<int> out;
+  if (node >= size_ || level < 0 || level >= graph_->hnsw.levels[node]) return out;
+  const int* links = graph_->Links(node, level);
+  for (size_t i = 0; i < graph_->Degree(level) && links[i] >= 0; ++i) out.push_back(links[i]);
+  return out;
+}
+
 void HnswIndex::EncodeRows(const float* base, size_t begin, size_t end) {
   const size_t dim = options_.dim;
   for (size_t row = begin; row < end; ++row) {
