@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -291,15 +290,12 @@ size_t HnswIndex::BeamSearch(const int16_t* weights, int32_t entry, int32_t entr
     for (size_t j = 0; j < n_fresh; ++j) {
       const int32_t score = scores[j];
       if (size == ef && score <= beam[ef - 1].score) continue;
-      // pos: the first entry less similar than `score` (branch-free binary search).
-      size_t pos = 0;
-      for (size_t step = std::bit_floor(size); step > 0; step >>= 1) {
-        if (pos + step <= size && beam[pos + step - 1].score >= score) pos += step;
-      }
-      const size_t kept = std::min(size, ef - 1);  // the last entry falls off a full beam
-      std::memmove(beam + pos + 1, beam + pos, (kept - pos) * sizeof(BeamEntry));
+      // Insertion sort from the end: shift the less similar entries one place down (the last
+      // falls off a full beam) and put the new one after the last at least as similar.
+      size_t pos = std::min(size, ef - 1);
+      for (; pos > 0 && beam[pos - 1].score < score; --pos) beam[pos] = beam[pos - 1];
       beam[pos] = {score, static_cast<uint32_t>(fresh[j])};
-      size = kept + 1;
+      size = std::min(size + 1, ef);
       if (pos < next) {  // the next node to expand now
         next = pos;
         if (level == 0) PrefetchBytes(links_of(beam[pos].node), links_bytes);
