@@ -59,12 +59,12 @@ struct BeamEntry {
 };
 constexpr uint32_t kExpanded = uint32_t{1} << 31;
 
+}  // namespace
+
 // Per-thread search state, reused across lookups (and partitions) so a search allocates
 // nothing once warm. Bit i of `visited` marks node i as seen by the current search: a bitset
 // (1M nodes in 128 KB) stays in the L2 cache. Below kClearWholeWords words the search clears
 // it whole afterwards; above, it clears only the words it set (listed in `touched`).
-}  // namespace
-
 struct HnswIndex::Scratch {
   std::vector<int16_t> weights;
   std::vector<uint64_t> visited;
