@@ -18,9 +18,10 @@ Lookups after loading: 2,000 held-out queries (support: texts of another synthet
 2, not stored), three rounds, median. Recall@1: the fraction whose best match
 (SemanticCache.search, k=1) is as similar as the exact best (brute force).
 
-    .venv/bin/python benchmarks/bench_hnsw.py [--quick]
+    .venv/bin/python benchmarks/bench_hnsw.py [--quick] [--baseline DIR]
 
-To compare with another build of thrifty, put its package first on PYTHONPATH.
+--baseline DIR runs the thrifty side again with another build first on PYTHONPATH (DIR holds
+its `thrifty` package, e.g. a copy of main's site-packages/thrifty) and prints before/after.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -237,16 +241,22 @@ def datasets(quick: bool):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sets (20k, short trace)")
+    parser.add_argument("--baseline", help="another build's package dir: print before/after")
+    parser.add_argument("--thrifty-only", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if faiss is not None:
         faiss.omp_set_num_threads(1)
-    makers = [Thrifty] + ([Faiss] if faiss is not None else [])
+    makers = [Thrifty] + ([Faiss] if faiss is not None and not args.thrifty_only else [])
     results = []
     for name, run, vectors, queries in datasets(args.quick):
         for make in makers:
             result = {"set": name, "index": make.name, **run(make, vectors, queries)}
             results.append(result)
             print(f"  {name:24s} {make.name:8s} {json.dumps(result)}", flush=True)
+    if args.thrifty_only:
+        Path(args.thrifty_only).write_text(json.dumps(results))
+        return 0
+    before = baseline_results(args) if args.baseline else None
     rows = []
     for name in dict.fromkeys(r["set"] for r in results):
         ours = next(r for r in results if r["set"] == name and r["index"] == "thrifty")
@@ -283,8 +293,61 @@ def main() -> int:
         ],
         rows,
     )
-    print(f"wrote {write_json('hnsw', {'results': results})}")
+    if before:
+        print_before_after(before, results)
+    print(f"wrote {write_json('hnsw', {'results': results, 'baseline': before})}")
     return 0
+
+
+def baseline_results(args) -> list:
+    """The thrifty rows measured with the --baseline build, in a child process."""
+    print(f"\nbaseline: {args.baseline}", flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.baseline, env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline.json"
+        command = [sys.executable, __file__, "--thrifty-only", str(out)]
+        subprocess.run(command + (["--quick"] if args.quick else []), env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def print_before_after(before: list, after: list) -> None:
+    rows = []
+    for new in (r for r in after if r["index"] == "thrifty"):
+        old = next((r for r in before if r["set"] == new["set"]), None)
+        if old is None:
+            continue
+        rows.append(
+            [
+                new["set"],
+                f"{old['entries']:,} / {new['entries']:,}",
+                old["lookup_p50_us"],
+                new["lookup_p50_us"],
+                old["lookup_p50_us"] / new["lookup_p50_us"],
+                old["insert_mean_us"],
+                new["insert_mean_us"],
+                old["insert_mean_us"] / new["insert_mean_us"],
+                old["recall_at_1"],
+                new["recall_at_1"],
+            ]
+        )
+    print()
+    print_table(
+        "thrifty before (--baseline build) / after (this build)",
+        [
+            "set",
+            "entries",
+            "lookup before",
+            "after",
+            "x",
+            "insert before",
+            "after",
+            "x",
+            "recall before",
+            "after",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

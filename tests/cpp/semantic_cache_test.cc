@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "faiss/IndexHNSW.h"
+#include "faiss/impl/AuxIndexStructures.h"
+#include "faiss/impl/DistanceComputer.h"
 #include "test_util.h"
 // Internal classes of the cache area, tested directly (the target only exports cpp/include).
 #include "../../cpp/src/cache/hnsw_index.h"
@@ -386,6 +388,157 @@ TEST(SemanticCacheAnnTest, CodeKernelMatchesScalarAtEveryTailLength) {
                 1e-3 * (1.0 + std::abs(expected)))
         << "dim=" << dim << " simd=" << internal::SimdLevel();
   }
+}
+
+TEST(SemanticCacheAnnTest, BatchKernelsMatchTheOneRowKernels) {
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (size_t dim : {1, 7, 31, 32, 33, 64, 96, 255, 256, 257, 1000}) {
+    constexpr size_t kRows = 40;
+    std::vector<uint8_t> codes(kRows * dim);
+    std::vector<float> rows(kRows * dim);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng() % 256);
+    for (auto& x : rows) x = uniform(rng);
+    std::vector<int16_t> weights(dim);
+    std::vector<float> query(dim);
+    // Extreme weights too: CodeDot's contract allows |sum| < 2^31.
+    const int limit = static_cast<int>(std::min<size_t>(32767, 2147483647 / (255 * dim)));
+    for (size_t i = 0; i < dim; ++i) {
+      weights[i] = static_cast<int16_t>(i % 5 == 0 ? (i % 2 ? limit : -limit)
+                                                   : static_cast<int>(rng() % 2001) - 1000);
+      query[i] = uniform(rng);
+    }
+    for (size_t n : {0, 1, 2, 3, 4, 5, 9, 40}) {
+      std::vector<int32_t> ids(n);
+      for (auto& id : ids) id = static_cast<int32_t>(rng() % kRows);
+      std::vector<int32_t> dots(n);
+      std::vector<float> products(n);
+      internal::CodeDots(weights.data(), codes.data(), dim, ids.data(), n, dots.data());
+      internal::InnerProductsGather(query.data(), rows.data(), dim, ids.data(), n, products.data());
+      for (size_t j = 0; j < n; ++j) {
+        int64_t exact = 0;
+        for (size_t i = 0; i < dim; ++i) exact += int64_t{weights[i]} * codes[ids[j] * dim + i];
+        EXPECT_EQ(dots[j], exact) << "dim=" << dim << " n=" << n;
+        EXPECT_EQ(dots[j], internal::CodeDot(weights.data(), &codes[ids[j] * dim], dim));
+        // Bit-identical: the HNSW heuristic's choices must not depend on the batching.
+        EXPECT_EQ(products[j], internal::InnerProduct(query.data(), &rows[ids[j] * dim], dim))
+            << "dim=" << dim << " n=" << n << " simd=" << internal::SimdLevel();
+      }
+    }
+  }
+}
+
+TEST(SemanticCacheAnnTest, IntegerQueryWeightsTrackTheFloatOnes) {
+  constexpr size_t kD = 256;
+  std::mt19937 rng(4);
+  const std::vector<float> vectors = Clustered(rng, 1000, kD, 20, 0.5f);
+  const auto quantizer = internal::Sq8Quantizer::Train(vectors.data(), 1000, kD);
+  std::vector<uint8_t> code(kD);
+  std::vector<float> weights(kD);
+  std::vector<int16_t> weights16(kD);
+  for (size_t row = 0; row < 200; ++row) {
+    const float* q = &vectors[row * kD];
+    float unit = 0.0f;
+    const float bias16 = quantizer.PrepareQueryInt16(q, weights16.data(), &unit);
+    const float bias = quantizer.PrepareQuery(q, weights.data());
+    EXPECT_FLOAT_EQ(bias16, bias);
+    EXPECT_GT(unit, 0.0f);
+    quantizer.Encode(&vectors[((row * 31) % 1000) * kD], code.data());
+    const float exact = bias + internal::WeightedCodeSum(weights.data(), code.data(), kD);
+    const float approx =
+        bias16 + unit * static_cast<float>(internal::CodeDot(weights16.data(), code.data(), kD));
+    EXPECT_NEAR(approx, exact, 1e-3f);
+  }
+  std::vector<float> zero(kD, 0.0f);
+  float unit = 1.0f;
+  EXPECT_EQ(quantizer.PrepareQueryInt16(zero.data(), weights16.data(), &unit), 0.0f);
+  EXPECT_EQ(unit, 0.0f);
+  EXPECT_EQ(*std::max_element(weights16.begin(), weights16.end()), 0);
+}
+
+// FAISS's own insertion, with the distances HnswIndex's insertion uses: 16-bit query weights
+// against the current codes for the beam search, exact float products for the heuristic.
+class CodeInsertionDistance : public faiss::DistanceComputer {
+ public:
+  CodeInsertionDistance(const internal::Sq8Quantizer& quantizer, const uint8_t* codes,
+                        const float* base, size_t dim)
+      : quantizer_(quantizer), codes_(codes), base_(base), dim_(dim), weights_(dim) {}
+  void set_query(const float* x) override {
+    bias_ = quantizer_.PrepareQueryInt16(x, weights_.data(), &unit_);
+  }
+  float operator()(idx_t i) override {
+    return -(bias_ + unit_ * static_cast<float>(internal::CodeDot(
+                                 weights_.data(), codes_ + static_cast<size_t>(i) * dim_, dim_)));
+  }
+  float symmetric_dis(idx_t i, idx_t j) override {
+    return -internal::InnerProduct(base_ + static_cast<size_t>(i) * dim_,
+                                   base_ + static_cast<size_t>(j) * dim_, dim_);
+  }
+
+ private:
+  const internal::Sq8Quantizer& quantizer_;
+  const uint8_t* codes_;
+  const float* base_;
+  size_t dim_;
+  float bias_ = 0.0f;
+  float unit_ = 0.0f;
+  std::vector<int16_t> weights_;
+};
+
+TEST(SemanticCacheAnnTest, HnswInsertionBuildsTheGraphFaissBuilds) {
+  // One node at a time (so one thread, in insertion order), the same levels (both draw them
+  // from FAISS's generator with its default seed) and the same distances: HnswIndex's
+  // insertion must link exactly what faiss::HNSW::add_with_locks links.
+  constexpr size_t kD = 32;
+  constexpr size_t kN = 3000;
+  constexpr int kM = 8;
+  std::mt19937 rng(21);
+  const std::vector<float> base = Clustered(rng, kN, kD, 30, 0.6f);
+  internal::HnswOptions options;
+  options.dim = kD;
+  options.m = kM;
+  options.ef_construction = 24;
+  internal::HnswIndex index(options);
+
+  faiss::HNSW reference(kM);
+  reference.efConstruction = options.ef_construction;
+  std::vector<omp_lock_t> locks(kN);
+  for (omp_lock_t& lock : locks) omp_init_lock(&lock);
+  faiss::VisitedTable visited(kN);
+  std::vector<uint8_t> codes(kN * kD);
+  for (size_t i = 0; i < kN; ++i) {
+    index.Add(base.data(), 1);
+    // HnswIndex re-encodes every row when its quantizer is re-trained: mirror its codes.
+    for (size_t row = 0; row <= i; ++row) {
+      if (row == i || (i & (i + 1)) == 0) {  // cheap: re-training happens at sizes 4^k
+        index.quantizer().Encode(&base[row * kD], &codes[row * kD]);
+      }
+    }
+    const int level = reference.random_level();
+    reference.levels.push_back(level + 1);
+    reference.prepare_level_tab(1, /*preset_levels=*/true);
+    CodeInsertionDistance distance(index.quantizer(), codes.data(), base.data(), kD);
+    distance.set_query(&base[i * kD]);
+    reference.add_with_locks(distance, level, static_cast<int>(i), locks, visited);
+  }
+  for (omp_lock_t& lock : locks) omp_destroy_lock(&lock);
+
+  size_t compared = 0;
+  for (size_t node = 0; node < kN; ++node) {
+    for (int level = 0; level < reference.levels[node]; ++level) {
+      size_t begin;
+      size_t end;
+      reference.neighbor_range(static_cast<faiss::HNSW::idx_t>(node), level, &begin, &end);
+      std::vector<int> expected;
+      for (size_t j = begin; j < end && reference.neighbors[j] >= 0; ++j) {
+        expected.push_back(reference.neighbors[j]);
+      }
+      ASSERT_EQ(index.Links(node, level), expected) << "node " << node << " level " << level;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, kN);  // some nodes have upper levels
+  EXPECT_TRUE(index.Links(kN, 0).empty());
 }
 
 TEST(SemanticCacheAnnTest, HnswWalkOverCodesFindsWhatFaissFindsOverFloats) {

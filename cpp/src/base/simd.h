@@ -19,6 +19,10 @@ namespace thrifty::simd {
 float InnerProduct(const float* a, const float* b, size_t dim);
 // out[i] = <query, base + i * dim> for i in [0, n).
 void InnerProducts(const float* query, const float* base, size_t dim, size_t n, float* out);
+// out[j] = InnerProduct(query, base + ids[j] * dim, dim) for j in [0, n), bit-identical to it,
+// several rows at a time.
+void InnerProductsGather(const float* query, const float* base, size_t dim, const int32_t* ids,
+                         size_t n, float* out);
 // sum_i weights[i] * code[i]: the code-dependent part of an inner product with an 8-bit
 // scalar-quantized vector (see Sq8Quantizer).
 float WeightedCodeSum(const float* weights, const uint8_t* code, size_t dim);

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>  // std::thread
 
@@ -59,12 +59,12 @@ struct BeamEntry {
 };
 constexpr uint32_t kExpanded = uint32_t{1} << 31;
 
+}  // namespace
+
 // Per-thread search state, reused across lookups (and partitions) so a search allocates
 // nothing once warm. Bit i of `visited` marks node i as seen by the current search: a bitset
 // (1M nodes in 128 KB) stays in the L2 cache. Below kClearWholeWords words the search clears
 // it whole afterwards; above, it clears only the words it set (listed in `touched`).
-}  // namespace
-
 struct HnswIndex::Scratch {
   std::vector<int16_t> weights;
   std::vector<uint64_t> visited;
@@ -135,6 +135,14 @@ size_t HnswIndex::MemoryBytes() const {
          graph_->locks.capacity() * sizeof(omp_lock_t);
 }
 
+std::vector<int> HnswIndex::Links(size_t node, int level) const {
+  std::vector<int> out;
+  if (node >= size_ || level < 0 || level >= graph_->hnsw.levels[node]) return out;
+  const int* links = graph_->Links(node, level);
+  for (size_t i = 0; i < graph_->Degree(level) && links[i] >= 0; ++i) out.push_back(links[i]);
+  return out;
+}
+
 void HnswIndex::EncodeRows(const float* base, size_t begin, size_t end) {
   const size_t dim = options_.dim;
   for (size_t row = begin; row < end; ++row) {
@@ -181,10 +189,13 @@ void HnswIndex::Add(const float* base, size_t n) {
   for (size_t i = first; i < total; ++i) {
     by_level[static_cast<size_t>(hnsw.levels[i] - 1)].push_back(static_cast<int>(i));
   }
-  std::mt19937 rng(static_cast<uint32_t>(789 + first));
+  std::optional<std::mt19937> rng;  // seeded (2.5 KB of state) only when a shuffle needs it
   for (int level = max_level; level >= 0; --level) {
     std::vector<int>& ids = by_level[static_cast<size_t>(level)];
-    std::shuffle(ids.begin(), ids.end(), rng);
+    if (ids.size() > 1) {
+      if (!rng) rng.emplace(static_cast<uint32_t>(789 + first));
+      std::shuffle(ids.begin(), ids.end(), *rng);
+    }
     ParallelFor(ids.size(), [&](size_t i) { Insert(base, ids[i], level, total); });
   }
   size_ = total;
@@ -279,15 +290,12 @@ size_t HnswIndex::BeamSearch(const int16_t* weights, int32_t entry, int32_t entr
     for (size_t j = 0; j < n_fresh; ++j) {
       const int32_t score = scores[j];
       if (size == ef && score <= beam[ef - 1].score) continue;
-      // pos: the first entry less similar than `score` (branch-free binary search).
-      size_t pos = 0;
-      for (size_t step = std::bit_floor(size); step > 0; step >>= 1) {
-        if (pos + step <= size && beam[pos + step - 1].score >= score) pos += step;
-      }
-      const size_t kept = std::min(size, ef - 1);  // the last entry falls off a full beam
-      std::memmove(beam + pos + 1, beam + pos, (kept - pos) * sizeof(BeamEntry));
+      // Insertion sort from the end: shift the less similar entries one place down (the last
+      // falls off a full beam) and put the new one after the last at least as similar.
+      size_t pos = std::min(size, ef - 1);
+      for (; pos > 0 && beam[pos - 1].score < score; --pos) beam[pos] = beam[pos - 1];
       beam[pos] = {score, static_cast<uint32_t>(fresh[j])};
-      size = kept + 1;
+      size = std::min(size + 1, ef);
       if (pos < next) {  // the next node to expand now
         next = pos;
         if (level == 0) PrefetchBytes(links_of(beam[pos].node), links_bytes);
@@ -401,8 +409,14 @@ bool HnswIndex::Diverse(const float* base, int32_t v, float similarity,
                         const std::vector<int32_t>& selected) const {
   const size_t dim = options_.dim;
   const float* row = base + static_cast<size_t>(v) * dim;
-  for (const int32_t w : selected) {
-    if (InnerProduct(base + static_cast<size_t>(w) * dim, row, dim) > similarity) return false;
+  constexpr size_t kBatch = 4;  // a few more products than the first rejection may need
+  float products[kBatch];
+  for (size_t i = 0; i < selected.size(); i += kBatch) {
+    const size_t n = std::min(kBatch, selected.size() - i);
+    InnerProductsGather(row, base, dim, selected.data() + i, n, products);
+    for (size_t j = 0; j < n; ++j) {
+      if (products[j] > similarity) return false;
+    }
   }
   return true;
 }

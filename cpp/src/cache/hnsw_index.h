@@ -79,6 +79,8 @@ class HnswIndex {
   const Sq8Quantizer& quantizer() const { return quantizer_; }
   // Bytes held: codes, links and per-node bookkeeping.
   size_t MemoryBytes() const;
+  // The level-`level` links of `node` in stored order (for tests); empty above its level.
+  std::vector<int> Links(size_t node, int level) const;
 
   static constexpr size_t kMaxTrainingRows = 65536;
 

@@ -10,6 +10,7 @@ using simd::CodeDot;
 using simd::CodeDots;
 using simd::InnerProduct;
 using simd::InnerProducts;
+using simd::InnerProductsGather;
 using simd::SimdLevel;
 using simd::WeightedCodeSum;
 using simd::WeightedCodeSums;

@@ -78,7 +78,9 @@ float Sq8Quantizer::PrepareQueryInt16(const float* query, int16_t* weights, floa
       std::min(32767.0, std::floor(2147483647.0 / (kLevels * std::max<size_t>(dim, 1))));
   const float scale = largest > 0.0f ? static_cast<float>(limit / largest) : 0.0f;
   for (size_t i = 0; i < dim; ++i) {
-    weights[i] = static_cast<int16_t>(std::lrint(query[i] * step_[i] * scale));
+    // Round half away from zero, in a loop the compiler vectorizes (unlike a libm call).
+    const float w = query[i] * step_[i] * scale;
+    weights[i] = static_cast<int16_t>(w + std::copysign(0.5f, w));
   }
   *unit = scale > 0.0f ? 1.0f / scale : 0.0f;
   return bias;
