@@ -205,7 +205,6 @@ void HnswIndex::Add(const float* base, size_t n) {
 // `bottom` + 1 (FAISS's greedy_update_nearest).
 void HnswIndex::Descend(const int16_t* weights, int top, int bottom, int32_t& entry,
                         int32_t& entry_score, Scratch& s) const {
-  const faiss::HNSW& hnsw = graph_->hnsw;
   const size_t dim = options_.dim;
   const uint8_t* codes = codes_.data();
   for (int level = top; level > bottom; --level) {
