@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../cpp/src/replay/simdjson_view.h"
@@ -415,6 +416,53 @@ TEST(PrefixCacheSimTest, LongestWarmPrefixWithinTtl) {
   EXPECT_EQ(sim.CachedTokens(0, b, 10.0), 1664);  // 1700 rounded down to 128s
   EXPECT_EQ(sim.CachedTokens(1, b, 10.0), 0);     // another model
   EXPECT_EQ(sim.CachedTokens(0, b, 301.0), 0);    // expired
+}
+
+// A quality model that rates "small" good only on questions that say "easy", and counts the
+// calls made on the thread that created it (Replay's simulation runs on the calling thread).
+class EasyModel final : public QualityModel {
+ public:
+  std::string name() const override { return "easy"; }
+  const std::vector<std::string>& models() const override { return models_; }
+  absl::Status Predict(std::span<const json> requests, std::span<double> quality,
+                       std::span<double> output_tokens) const override {
+    if (std::this_thread::get_id() == creator_) calls_on_creator.fetch_add(1);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const bool easy = requests[i].dump().find("easy") != std::string::npos;
+      quality[2 * i] = 0.95;  // big
+      quality[2 * i + 1] = easy ? 0.9 : 0.1;
+      output_tokens[2 * i] = output_tokens[2 * i + 1] = 10;
+    }
+    return absl::OkStatus();
+  }
+  mutable std::atomic<int> calls_on_creator{0};
+
+ private:
+  std::vector<std::string> models_ = {"big", "small"};
+  std::thread::id creator_ = std::this_thread::get_id();
+};
+
+TEST(ReplayTest, ARequestTheWorkersTookForAnExactHitIsStillRoutedByTheModel) {
+  // One batch of one line in flight: when a worker prepares the last line, the first one's
+  // answer is in the exact cache, so the worker skips the model; at the last line's time the
+  // entry has expired, so the simulation thread asks the model itself.
+  TempFile trace(std::vector<json>{
+      Call(0, "an easy one", "big", 100, 10), Call(1, "a hard one", "big", 100, 10),
+      Call(2, "another hard one", "big", 100, 10), Call(100, "an easy one", "big", 100, 10)});
+  auto model = std::make_shared<EasyModel>();
+  ReplayOptions options = Options();
+  options.routing = RoutingMode::kModel;
+  options.model = model;
+  options.exact_ttl_seconds = 50;
+  options.batch_size = 1;
+  options.max_batches_in_flight = 1;
+  options.threads = 1;
+  auto result = Replay(trace.path(), TestCatalog(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ((*result)["exact_hits"], 0);
+  EXPECT_EQ((*result)["model_mix"]["small"]["requests"], 2);
+  EXPECT_EQ((*result)["model_mix"]["big"]["requests"], 2);
+  EXPECT_EQ(model->calls_on_creator.load(), 1);  // the last line, on the simulation thread
 }
 
 // The replay reads requests from simdjson's DOM; its canonical form must be byte for byte what

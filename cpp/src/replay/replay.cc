@@ -278,8 +278,10 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
     requests.reserve(batch.records.size());
     for (Prepared& p : batch.records) {
       if (!p.valid) continue;
-      // Most likely an exact hit, which is never routed (if it is not, the simulation thread
+      // Most likely a cache hit, which is never routed: the exact cache holds the request, or
+      // the lookahead found a semantic match (if it is routed after all, the simulation thread
       // asks the model for this record alone).
+      if (p.presearched && p.presearch.has_value()) continue;
       if (ahead != nullptr && ahead->exact != nullptr &&
           ahead->exact->Contains(p.rec.ns, p.exact_key)) {
         continue;

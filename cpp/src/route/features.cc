@@ -1,8 +1,11 @@
 #include "thrifty/route/features.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
@@ -58,12 +61,60 @@ constexpr std::string_view kReasoningSignals[] = {"why",
                                                   "(a)",
                                                   "answer:"};
 
-size_t CountSignals(std::string_view text, std::span<const std::string_view> signals) {
-  size_t count = 0;
-  for (std::string_view s : signals) {
-    if (text.find(s) != std::string_view::npos) ++count;
+enum SignalSet { kCodeSet, kMathSet, kLatexSet, kExtractionSet, kReasoningSet, kSignalSets };
+
+// How many distinct signals of each keyword set occur in a text, found in one pass: signals are
+// indexed by their first two bytes (each has at least two), so most positions cost one bit test
+// (a search per signal read the text a hundred times).
+class SignalMatcher {
+ public:
+  SignalMatcher() {
+    Add(kCodeSet, kCodeSignals);
+    Add(kMathSet, kMathSignals);
+    Add(kLatexSet, kLatexSignals);
+    Add(kExtractionSet, kExtractionSignals);
+    Add(kReasoningSet, kReasoningSignals);
   }
-  return count;
+
+  std::array<size_t, kSignalSets> Count(std::string_view text) const {
+    std::array<uint64_t, kSignalSets> found{};
+    for (size_t i = 0; i + 1 < text.size(); ++i) {
+      const uint16_t pair = Pair(text[i], text[i + 1]);
+      if (((present_[pair >> 6] >> (pair & 63)) & 1) == 0) continue;
+      for (const Entry& e : by_pair_.at(pair)) {
+        if ((found[e.set] >> e.index) & 1) continue;
+        if (text.compare(i, e.signal.size(), e.signal) == 0) found[e.set] |= uint64_t{1} << e.index;
+      }
+    }
+    std::array<size_t, kSignalSets> counts{};
+    for (size_t set = 0; set < kSignalSets; ++set) counts[set] = std::popcount(found[set]);
+    return counts;
+  }
+
+ private:
+  struct Entry {
+    std::string_view signal;
+    int set;
+    int index;
+  };
+  static uint16_t Pair(char a, char b) {
+    return static_cast<uint16_t>((static_cast<unsigned char>(a) << 8) |
+                                 static_cast<unsigned char>(b));
+  }
+  void Add(SignalSet set, std::span<const std::string_view> signals) {
+    for (size_t i = 0; i < signals.size(); ++i) {
+      const uint16_t pair = Pair(signals[i][0], signals[i][1]);
+      present_[pair >> 6] |= uint64_t{1} << (pair & 63);
+      by_pair_[pair].push_back({signals[i], set, static_cast<int>(i)});
+    }
+  }
+  std::array<uint64_t, 1024> present_{};  // one bit per two-byte prefix
+  absl::flat_hash_map<uint16_t, std::vector<Entry>> by_pair_;
+};
+
+std::array<size_t, kSignalSets> CountSignals(std::string_view text) {
+  static const SignalMatcher* const kMatcher = new SignalMatcher();
+  return kMatcher->Count(text);
 }
 
 // Arithmetic such as "12 * 7" or "3+4": a digit, optional spaces, an operator, a digit.
@@ -182,7 +233,7 @@ size_t SystemCodeSignals(std::string_view system_text) {
   const uint64_t key = XXH3_64bits(system_text.data(), system_text.size());
   if (auto it = memo.find(key); it != memo.end()) return it->second;
   if (memo.size() >= 4096) memo.clear();
-  const size_t count = CountSignals(Lowered(system_text), kCodeSignals);
+  const size_t count = CountSignals(Lowered(system_text))[kCodeSet];
   memo.emplace(key, count);
   return count;
 }
@@ -191,13 +242,14 @@ Category Classify(std::string_view user_text, std::string_view system_text, int6
                   const FeatureOptions& options) {
   if (input_tokens >= options.long_context_tokens) return Category::kLongContext;
   const std::string user = Lowered(user_text);
-  const size_t code = CountSignals(user, kCodeSignals) + SystemCodeSignals(system_text) / 2 +
-                      std::min<size_t>(CodeLines(user), 2);
+  const std::array<size_t, kSignalSets> signals = CountSignals(user);
+  const size_t code =
+      signals[kCodeSet] + SystemCodeSignals(system_text) / 2 + std::min<size_t>(CodeLines(user), 2);
   if (user.find("```") != std::string::npos || code >= 2) return Category::kCode;
-  const size_t math = CountSignals(user, kMathSignals) + (HasArithmetic(user) ? 1 : 0);
-  if (CountSignals(user, kLatexSignals) > 0 || math >= 2) return Category::kMath;
-  if (CountSignals(user, kExtractionSignals) > 0) return Category::kExtraction;
-  if (CountSignals(user, kReasoningSignals) > 0) return Category::kReasoning;
+  const size_t math = signals[kMathSet] + (HasArithmetic(user) ? 1 : 0);
+  if (signals[kLatexSet] > 0 || math >= 2) return Category::kMath;
+  if (signals[kExtractionSet] > 0) return Category::kExtraction;
+  if (signals[kReasoningSet] > 0) return Category::kReasoning;
   return Category::kChat;
 }
 
