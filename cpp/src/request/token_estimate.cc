@@ -3,12 +3,14 @@
 #include <cmath>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
 #include "thrifty/base/status_macros.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/request/canonical_json.h"
+#include "xxhash.h"
 
 namespace thrifty::request {
 namespace {
@@ -180,7 +182,26 @@ void Add(TokenFeatures& into, const TokenFeatures& f) {
   into.long_word_chars += f.long_word_chars;
 }
 
-void AddText(std::string_view text, RequestTokenFeatures& into) { Add(into.text, Extract(text)); }
+// Long texts come back call after call (system prompts, tool definitions, earlier turns of a
+// conversation): their features are remembered per thread by the text's hash (bounded).
+constexpr size_t kRememberFromBytes = 512;
+constexpr size_t kRememberedTexts = 1024;  // about 200 KB per thread
+
+void AddText(std::string_view text, RequestTokenFeatures& into) {
+  if (text.size() < kRememberFromBytes) {
+    Add(into.text, Extract(text));
+    return;
+  }
+  thread_local absl::flat_hash_map<uint64_t, TokenFeatures> remembered;
+  const uint64_t key = XXH3_64bits(text.data(), text.size()) ^ text.size();
+  if (auto it = remembered.find(key); it != remembered.end()) {
+    Add(into.text, it->second);
+    return;
+  }
+  if (remembered.size() >= kRememberedTexts) remembered.clear();
+  const TokenFeatures& f = remembered.emplace(key, Extract(text)).first->second;
+  Add(into.text, f);
+}
 
 absl::Status AddContent(const json& content, RequestTokenFeatures& into) {
   if (content.is_string()) {
