@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "cached_value.h"
 #include "exact_snapshot.h"
 #include "thrifty/base/status_macros.h"
 #include "thrifty/base/strings.h"
@@ -24,15 +25,6 @@ class RealClock final : public Clock {
 int64_t Charge(std::string_view ns, std::string_view key, const CachedValue& value) {
   return static_cast<int64_t>(ns.size() + key.size() + value.value.size() +
                               value.metadata.model.size() + value.metadata.usage_json.size());
-}
-
-absl::Status CheckTtl(std::string_view what, absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(StrCat(what, " must be positive, got ",
-                                             absl::FormatDuration(ttl),
-                                             " (leave it unset for the default)"));
-  }
-  return absl::OkStatus();
 }
 
 absl::Status CheckLimit(std::string_view what, const std::optional<int64_t>& limit) {
@@ -84,7 +76,7 @@ ExactCache::~ExactCache() = default;
 absl::StatusOr<std::unique_ptr<ExactCache>> ExactCache::Create(ExactCacheOptions options) {
   THRIFTY_RETURN_IF_ERROR(CheckLimit("max_entries", options.max_entries));
   THRIFTY_RETURN_IF_ERROR(CheckLimit("max_bytes", options.max_bytes));
-  if (options.default_ttl) THRIFTY_RETURN_IF_ERROR(CheckTtl("ttl", *options.default_ttl));
+  if (options.default_ttl) THRIFTY_RETURN_IF_ERROR(internal::CheckTtl("ttl", *options.default_ttl));
   return std::unique_ptr<ExactCache>(new ExactCache(options));
 }
 
@@ -120,15 +112,9 @@ std::shared_ptr<const CachedValue> ExactCache::Get(std::string_view ns, std::str
 absl::Status ExactCache::Put(std::string_view ns, std::string_view key, std::string value,
                              ValueKind kind, EntryMetadata metadata,
                              std::optional<absl::Duration> ttl) {
-  if (ttl) THRIFTY_RETURN_IF_ERROR(CheckTtl("ttl", *ttl));
-  if (!std::isfinite(metadata.cost_usd) || metadata.cost_usd < 0) {
-    return absl::InvalidArgumentError(
-        StrCat("cost_usd must be a finite number >= 0, got ", metadata.cost_usd));
-  }
-  auto stored = std::make_shared<CachedValue>();
-  stored->value = std::move(value);
-  stored->kind = kind;
-  stored->metadata = std::move(metadata);
+  THRIFTY_ASSIGN_OR_RETURN(std::shared_ptr<CachedValue> stored,
+                           internal::NewCachedValue(std::move(value), kind, std::move(metadata),
+                                                    ttl, options_.default_ttl, clock_->Now()));
   const int64_t charge = Charge(ns, key, *stored);
   if (options_.max_bytes && charge > *options_.max_bytes) {
     return absl::InvalidArgumentError(StrCat("entry of ", charge, " bytes (value ",
@@ -137,9 +123,6 @@ absl::Status ExactCache::Put(std::string_view ns, std::string_view key, std::str
                                              ") exceeds max_bytes ", *options_.max_bytes,
                                              "; raise max_bytes or do not cache this response"));
   }
-  stored->created_at = clock_->Now();
-  const std::optional<absl::Duration> effective_ttl = ttl ? ttl : options_.default_ttl;
-  stored->expires_at = effective_ttl ? stored->created_at + *effective_ttl : absl::InfiniteFuture();
   Insert(ns, key, std::move(stored));
   return absl::OkStatus();
 }

@@ -6,38 +6,23 @@
 #include <utility>
 #include <vector>
 
+#include "cached_value.h"
+#include "raw_bytes.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/request/request_key.h"
 
 namespace thrifty::cache {
 namespace {
 
+using internal::AppendRaw;
+using internal::ReadRaw;
+
 constexpr uint8_t kRecordVersion = 1;
 constexpr size_t kHeaderBytes = 1 + 1 + 8 + 8 + 8 + 4 + 4;
-
-template <typename T>
-void Append(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-template <typename T>
-T Read(const char* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(value));
-  return value;
-}
 
 bool SafeTagChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '.' || c == '-';
-}
-
-absl::Status CheckTtl(absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(StrCat("ttl must be positive, got ",
-                                             absl::FormatDuration(ttl),
-                                             " (leave it unset for the default)"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -52,7 +37,9 @@ absl::StatusOr<std::unique_ptr<RedisExactStore>> RedisExactStore::Create(
     std::shared_ptr<RedisClient> client, RedisExactStoreOptions options) {
   if (client == nullptr) return absl::InvalidArgumentError("RedisExactStore: client is null");
   if (options.default_ttl) {
-    if (absl::Status status = CheckTtl(*options.default_ttl); !status.ok()) return status;
+    if (absl::Status status = internal::CheckTtl("ttl", *options.default_ttl); !status.ok()) {
+      return status;
+    }
   }
   return std::unique_ptr<RedisExactStore>(new RedisExactStore(std::move(client), options));
 }
@@ -72,15 +59,15 @@ std::string RedisExactStore::EncodeValue(const CachedValue& value) {
   std::string out;
   out.reserve(kHeaderBytes + value.metadata.model.size() + value.metadata.usage_json.size() +
               value.value.size());
-  Append<uint8_t>(out, kRecordVersion);
-  Append<uint8_t>(out, static_cast<uint8_t>(value.kind));
-  Append<double>(out, value.metadata.cost_usd);
-  Append<int64_t>(out, absl::ToUnixMicros(value.created_at));
-  Append<int64_t>(out, value.expires_at == absl::InfiniteFuture()
-                           ? int64_t{0}
-                           : absl::ToUnixMicros(value.expires_at));
-  Append<uint32_t>(out, static_cast<uint32_t>(value.metadata.model.size()));
-  Append<uint32_t>(out, static_cast<uint32_t>(value.metadata.usage_json.size()));
+  AppendRaw<uint8_t>(out, kRecordVersion);
+  AppendRaw<uint8_t>(out, static_cast<uint8_t>(value.kind));
+  AppendRaw<double>(out, value.metadata.cost_usd);
+  AppendRaw<int64_t>(out, absl::ToUnixMicros(value.created_at));
+  AppendRaw<int64_t>(out, value.expires_at == absl::InfiniteFuture()
+                              ? int64_t{0}
+                              : absl::ToUnixMicros(value.expires_at));
+  AppendRaw<uint32_t>(out, static_cast<uint32_t>(value.metadata.model.size()));
+  AppendRaw<uint32_t>(out, static_cast<uint32_t>(value.metadata.usage_json.size()));
   out.append(value.metadata.model);
   out.append(value.metadata.usage_json);
   out.append(value.value);
@@ -93,21 +80,21 @@ absl::StatusOr<std::shared_ptr<CachedValue>> RedisExactStore::DecodeValue(std::s
         StrCat("exact-cache record of ", record.size(), " bytes is shorter than its header"));
   }
   const char* p = record.data();
-  const auto version = Read<uint8_t>(p);
+  const auto version = ReadRaw<uint8_t>(p);
   if (version != kRecordVersion) {
     return absl::DataLossError(
         StrCat("exact-cache record version ", version, " (expected ", kRecordVersion, ")"));
   }
-  const auto kind = Read<uint8_t>(p + 1);
+  const auto kind = ReadRaw<uint8_t>(p + 1);
   if (kind > 1) return absl::DataLossError(StrCat("exact-cache record kind ", kind));
   auto value = std::make_shared<CachedValue>();
   value->kind = static_cast<ValueKind>(kind);
-  value->metadata.cost_usd = Read<double>(p + 2);
-  value->created_at = absl::FromUnixMicros(Read<int64_t>(p + 10));
-  const auto expires = Read<int64_t>(p + 18);
+  value->metadata.cost_usd = ReadRaw<double>(p + 2);
+  value->created_at = absl::FromUnixMicros(ReadRaw<int64_t>(p + 10));
+  const auto expires = ReadRaw<int64_t>(p + 18);
   value->expires_at = expires == 0 ? absl::InfiniteFuture() : absl::FromUnixMicros(expires);
-  const auto model_size = Read<uint32_t>(p + 26);
-  const auto usage_size = Read<uint32_t>(p + 30);
+  const auto model_size = ReadRaw<uint32_t>(p + 26);
+  const auto usage_size = ReadRaw<uint32_t>(p + 30);
   if (uint64_t{model_size} + usage_size > record.size() - kHeaderBytes) {
     return absl::DataLossError("exact-cache record is truncated");
   }
@@ -198,23 +185,8 @@ std::vector<std::shared_ptr<const CachedValue>> RedisExactStore::GetMany(
 absl::StatusOr<std::shared_ptr<CachedValue>> RedisExactStore::Prepare(
     std::string value, ValueKind kind, EntryMetadata metadata,
     std::optional<absl::Duration> ttl) const {
-  if (ttl) {
-    if (absl::Status status = CheckTtl(*ttl); !status.ok()) return status;
-  }
-  if (!std::isfinite(metadata.cost_usd) || metadata.cost_usd < 0) {
-    return absl::InvalidArgumentError(
-        StrCat("cost_usd must be a finite number >= 0, got ", metadata.cost_usd));
-  }
-  auto stored = std::make_shared<CachedValue>();
-  stored->value = std::move(value);
-  stored->kind = kind;
-  stored->metadata = std::move(metadata);
-  stored->created_at = clock_->Now();
-  const std::optional<absl::Duration> effective = ttl ? ttl : options_.default_ttl;
-  stored->expires_at = effective && *effective != absl::InfiniteDuration()
-                           ? stored->created_at + *effective
-                           : absl::InfiniteFuture();
-  return stored;
+  return internal::NewCachedValue(std::move(value), kind, std::move(metadata), ttl,
+                                  options_.default_ttl, clock_->Now());
 }
 
 namespace {

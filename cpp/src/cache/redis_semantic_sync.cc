@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "raw_bytes.h"
 #include "thrifty/base/strings.h"
 #include "thrifty/cache/redis_exact_store.h"
 #include "xxhash.h"
@@ -14,21 +15,13 @@
 namespace thrifty::cache {
 namespace {
 
+using internal::AppendRaw;
+using internal::ReadRaw;
+
 constexpr uint8_t kRecordVersion = 1;
 constexpr size_t kHeaderBytes = 1 + 1 + 8 + 8 + 8 + 6 * 4;
 constexpr int kBlockMs = 100;
 constexpr std::string_view kReadCount = "512";
-
-template <typename T>
-void Append(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-template <typename T>
-T Read(const char* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(value));
-  return value;
-}
 
 std::string RandomOrigin() {
   std::random_device random;
@@ -48,16 +41,16 @@ std::string RedisSemanticSync::EncodeRecord(const SemanticRecord& r) {
   std::string out;
   out.reserve(kHeaderBytes + r.vector.size() * sizeof(float) + r.ns.size() + r.context.size() +
               r.query.size() + r.value.model.size() + r.value.data.size() + 8);
-  Append<uint8_t>(out, kRecordVersion);
-  Append<uint8_t>(out, r.value.is_text ? 1 : 0);
-  Append<double>(out, r.value.cost_usd);
-  Append<int64_t>(out, absl::ToUnixMicros(r.created_at));
-  Append<int64_t>(out, r.expires_at ? absl::ToUnixMicros(*r.expires_at) : int64_t{0});
-  Append<uint32_t>(out, static_cast<uint32_t>(r.vector.size()));
+  AppendRaw<uint8_t>(out, kRecordVersion);
+  AppendRaw<uint8_t>(out, r.value.is_text ? 1 : 0);
+  AppendRaw<double>(out, r.value.cost_usd);
+  AppendRaw<int64_t>(out, absl::ToUnixMicros(r.created_at));
+  AppendRaw<int64_t>(out, r.expires_at ? absl::ToUnixMicros(*r.expires_at) : int64_t{0});
+  AppendRaw<uint32_t>(out, static_cast<uint32_t>(r.vector.size()));
   for (std::string_view s :
        {std::string_view(r.ns), std::string_view(r.context), std::string_view(r.query),
         std::string_view(r.value.model), std::string_view(r.value.data)}) {
-    Append<uint32_t>(out, static_cast<uint32_t>(s.size()));
+    AppendRaw<uint32_t>(out, static_cast<uint32_t>(s.size()));
   }
   if (!r.vector.empty()) {
     out.append(reinterpret_cast<const char*>(r.vector.data()), r.vector.size() * sizeof(float));
@@ -67,7 +60,7 @@ std::string RedisSemanticSync::EncodeRecord(const SemanticRecord& r) {
   out.append(r.query);
   out.append(r.value.model);
   out.append(r.value.data);
-  Append<uint64_t>(out, XXH3_64bits(out.data(), out.size()));
+  AppendRaw<uint64_t>(out, XXH3_64bits(out.data(), out.size()));
   return out;
 }
 
@@ -77,24 +70,24 @@ absl::StatusOr<SemanticRecord> RedisSemanticSync::DecodeRecord(std::string_view 
   }
   const char* p = data.data();
   const size_t body = data.size() - 8;
-  if (XXH3_64bits(p, body) != Read<uint64_t>(p + body)) {
+  if (XXH3_64bits(p, body) != ReadRaw<uint64_t>(p + body)) {
     return absl::DataLossError("semantic stream record fails its checksum");
   }
-  if (Read<uint8_t>(p) != kRecordVersion) {
-    return absl::DataLossError(StrCat("semantic stream record version ", Read<uint8_t>(p)));
+  if (ReadRaw<uint8_t>(p) != kRecordVersion) {
+    return absl::DataLossError(StrCat("semantic stream record version ", ReadRaw<uint8_t>(p)));
   }
   SemanticRecord r;
-  r.value.is_text = Read<uint8_t>(p + 1) != 0;
-  r.value.cost_usd = Read<double>(p + 2);
-  r.created_at = absl::FromUnixMicros(Read<int64_t>(p + 10));
-  if (const auto expires = Read<int64_t>(p + 18); expires != 0) {
+  r.value.is_text = ReadRaw<uint8_t>(p + 1) != 0;
+  r.value.cost_usd = ReadRaw<double>(p + 2);
+  r.created_at = absl::FromUnixMicros(ReadRaw<int64_t>(p + 10));
+  if (const auto expires = ReadRaw<int64_t>(p + 18); expires != 0) {
     r.expires_at = absl::FromUnixMicros(expires);
   }
-  const auto dim = Read<uint32_t>(p + 26);
+  const auto dim = ReadRaw<uint32_t>(p + 26);
   uint64_t sizes[5];
   uint64_t total = uint64_t{dim} * sizeof(float);
   for (int i = 0; i < 5; ++i) {
-    sizes[i] = Read<uint32_t>(p + 30 + 4 * i);
+    sizes[i] = ReadRaw<uint32_t>(p + 30 + 4 * i);
     total += sizes[i];
   }
   if (kHeaderBytes + total != body) {

@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 
+#include "raw_bytes.h"
 #include "thrifty/base/status_macros.h"
 #include "thrifty/base/strings.h"
 #include "vector_partition.h"
@@ -34,6 +35,9 @@ struct SemanticCache::Entry {
 };
 
 namespace {
+
+using internal::AppendRaw;
+using internal::ReadRaw;
 
 constexpr size_t kEntryOverheadBytes = 160;  // bookkeeping per entry, measured roughly
 constexpr size_t kEvictionSample = 8;
@@ -565,12 +569,8 @@ constexpr char kMagic[8] = {'T', 'H', 'R', 'S', 'E', 'M', 'C', '1'};
 constexpr uint32_t kVersion = 1;
 constexpr int64_t kNoExpiry = std::numeric_limits<int64_t>::min();
 
-template <typename T>
-void Append(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
 void AppendString(std::string& out, std::string_view s) {
-  Append<uint64_t>(out, s.size());
+  AppendRaw<uint64_t>(out, s.size());
   out.append(s);
 }
 
@@ -646,26 +646,27 @@ absl::Status WriteAtomically(const std::string& path, const std::string& bytes) 
 absl::Status SemanticCache::Save(const std::string& path) const {
   std::string out;
   out.append(kMagic, sizeof(kMagic));
-  Append<uint32_t>(out, kVersion);
-  Append<uint64_t>(out, dim_);
+  AppendRaw<uint32_t>(out, kVersion);
+  AppendRaw<uint64_t>(out, dim_);
   {
     ReaderMutexLock lock(&mu_);
-    Append<uint64_t>(out, entries_.size());
+    AppendRaw<uint64_t>(out, entries_.size());
     for (const auto& [id, entry] : entries_) {
       AppendString(out, entry->ns);
       AppendString(out, entry->context);
       AppendString(out, entry->query);
       AppendString(out, entry->value.data);
       AppendString(out, entry->value.model);
-      Append<uint8_t>(out, entry->value.is_text ? 1 : 0);
-      Append<double>(out, entry->value.cost_usd);
-      Append<int64_t>(out, absl::ToUnixMicros(entry->created_at));
-      Append<int64_t>(out, entry->expires_at ? absl::ToUnixMicros(*entry->expires_at) : kNoExpiry);
+      AppendRaw<uint8_t>(out, entry->value.is_text ? 1 : 0);
+      AppendRaw<double>(out, entry->value.cost_usd);
+      AppendRaw<int64_t>(out, absl::ToUnixMicros(entry->created_at));
+      AppendRaw<int64_t>(out,
+                         entry->expires_at ? absl::ToUnixMicros(*entry->expires_at) : kNoExpiry);
       const float* vector = partitions_.at(entry->scope)->VectorOf(id);
       out.append(reinterpret_cast<const char*>(vector), dim_ * sizeof(float));
     }
   }
-  Append<uint64_t>(out, XXH3_64bits(out.data(), out.size()));
+  AppendRaw<uint64_t>(out, XXH3_64bits(out.data(), out.size()));
   return WriteAtomically(path, out);
 }
 
