@@ -256,12 +256,22 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
     batch.vectors.resize(queries.size() * embedder->dim());
     batch.error = embedder->EmbedBatch(queries, batch.vectors);
   }
-  if (ahead != nullptr && ahead->semantic != nullptr && batch.error.ok()) {
+  // Most likely an exact hit (the exact cache already holds the request): the simulation will
+  // need neither a semantic lookup nor a routing decision for it.
+  const bool lookahead = ahead != nullptr && ahead->semantic != nullptr;
+  std::vector<bool> likely_exact(batch.records.size(), false);
+  if (ahead != nullptr && ahead->exact != nullptr &&
+      (lookahead || options.routing == RoutingMode::kModel)) {
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+      const Prepared& p = batch.records[i];
+      likely_exact[i] = p.valid && ahead->exact->Contains(p.rec.ns, p.exact_key);
+    }
+  }
+  if (lookahead && batch.error.ok()) {
     const size_t dim = embedder->dim();
-    for (Prepared& p : batch.records) {
-      if (p.vector_row < 0) continue;
-      // Most likely an exact hit: the simulation will not need the semantic lookup.
-      if (ahead->exact != nullptr && ahead->exact->Contains(p.rec.ns, p.exact_key)) continue;
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+      Prepared& p = batch.records[i];
+      if (p.vector_row < 0 || likely_exact[i]) continue;
       ahead->WaitForWriter();
       p.presearch_inserts = ahead->inserts.load(std::memory_order_acquire);
       auto hit = ahead->semantic->PeekVector(
@@ -276,16 +286,12 @@ void PrepareBatch(const std::string& path, const ReplayOptions& options,
     // Move the requests into one array for the batch call, then back.
     std::vector<json> requests;
     requests.reserve(batch.records.size());
-    for (Prepared& p : batch.records) {
-      if (!p.valid) continue;
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+      Prepared& p = batch.records[i];
       // Most likely a cache hit, which is never routed: the exact cache holds the request, or
       // the lookahead found a semantic match (if it is routed after all, the simulation thread
       // asks the model for this record alone).
-      if (p.presearched && p.presearch.has_value()) continue;
-      if (ahead != nullptr && ahead->exact != nullptr &&
-          ahead->exact->Contains(p.rec.ns, p.exact_key)) {
-        continue;
-      }
+      if (!p.valid || likely_exact[i] || (p.presearched && p.presearch.has_value())) continue;
       p.model_row = static_cast<int64_t>(requests.size());
       requests.push_back(std::move(p.rec.request));
     }

@@ -107,26 +107,39 @@ struct SimdjsonView {
     return absl::OkStatus();
   }
   template <typename F>
-  static absl::Status ForEachMemberSorted(Ref object, F&& f) {
-    absl::InlinedVector<std::pair<std::string_view, Ref>, 8> members;
-    for (simdjson::dom::key_value_pair field : AsObject(object)) {
-      members.emplace_back(field.key, field.value);
-    }
-    // Insertion sort: objects in requests have a handful of keys, often already in order.
-    for (size_t i = 1; i < members.size(); ++i) {
-      for (size_t j = i; j > 0 && members[j].first < members[j - 1].first; --j) {
-        std::swap(members[j], members[j - 1]);
-      }
-    }
-    for (size_t i = 0; i < members.size(); ++i) {
-      if (i > 0 && members[i].first == members[i - 1].first) {
-        return absl::InvalidArgumentError(ToAbsl(request::internal::kDuplicateKeyMessage));
-      }
-      THRIFTY_RETURN_IF_ERROR(f(members[i].first, members[i].second));
-    }
-    return absl::OkStatus();
-  }
+  static absl::Status ForEachMemberSorted(Ref object, F&& f);
 };
+
+using Members = absl::InlinedVector<std::pair<std::string_view, simdjson::dom::element>, 8>;
+
+// An object's members in key order, stable (of a key given twice, the later one comes last);
+// returns true when some key is given twice.
+inline bool SortMembers(simdjson::dom::element object, Members& members) {
+  members.clear();
+  for (simdjson::dom::key_value_pair field : AsObject(object)) {
+    members.emplace_back(field.key, field.value);
+  }
+  // Insertion sort: objects in requests have a handful of keys, often already in order.
+  for (size_t i = 1; i < members.size(); ++i) {
+    for (size_t j = i; j > 0 && members[j].first < members[j - 1].first; --j) {
+      std::swap(members[j], members[j - 1]);
+    }
+  }
+  for (size_t i = 1; i < members.size(); ++i) {
+    if (members[i].first == members[i - 1].first) return true;
+  }
+  return false;
+}
+
+template <typename F>
+absl::Status SimdjsonView::ForEachMemberSorted(Ref object, F&& f) {
+  Members members;
+  if (SortMembers(object, members)) {
+    return absl::InvalidArgumentError(ToAbsl(request::internal::kDuplicateKeyMessage));
+  }
+  for (const auto& [key, value] : members) THRIFTY_RETURN_IF_ERROR(f(key, value));
+  return absl::OkStatus();
+}
 
 // The same value as an nlohmann::json (duplicate keys: the last one wins, as nlohmann parses).
 nlohmann::json ToNlohmann(simdjson::dom::element value);

@@ -36,13 +36,9 @@ absl::StatusOr<double> Number(element value, std::string_view where, std::string
 }
 
 // An object's members in key order; of a key given twice, the last (nlohmann's rule).
-absl::InlinedVector<std::pair<std::string_view, element>, 8> SortedMembers(element object) {
-  absl::InlinedVector<std::pair<std::string_view, element>, 8> members;
-  for (simdjson::dom::key_value_pair field : AsObject(object)) {
-    members.emplace_back(field.key, field.value);
-  }
-  std::stable_sort(members.begin(), members.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+internal::Members SortedMembers(element object) {
+  internal::Members members;
+  internal::SortMembers(object, members);
   size_t kept = 0;
   for (size_t i = 0; i < members.size(); ++i) {
     if (i + 1 < members.size() && members[i + 1].first == members[i].first) continue;
