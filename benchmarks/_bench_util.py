@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,3 +60,17 @@ def write_json(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def qqp_texts(data_dir: Path) -> Optional[List[str]]:
+    """The distinct non-blank questions of `data_dir`/cache/qqp_pairs.jsonl.gz (the shared
+    evaluation data), in file order; None when the file is absent."""
+    path = Path(data_dir) / "cache" / "qqp_pairs.jsonl.gz"
+    if not path.exists():
+        return None
+    texts: List[str] = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            texts += [row["text_a"], row["text_b"]]
+    return list(dict.fromkeys(t for t in texts if t.strip()))

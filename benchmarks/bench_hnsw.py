@@ -27,7 +27,6 @@ its `thrifty` package, e.g. a copy of main's site-packages/thrifty) and prints b
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -40,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import thrifty  # noqa: E402
-from _bench_util import print_table, write_json  # noqa: E402
+from _bench_util import print_table, qqp_texts, write_json  # noqa: E402
 from thrifty import _core, synth  # noqa: E402
 
 try:
@@ -218,14 +217,8 @@ def datasets(quick: bool):
         normalized(static.embed_batch(held)),
     )
     size = 20_000 if quick else 50_000
-    path = DATA / "cache" / "qqp_pairs.jsonl.gz"
-    if path.exists():
-        qqp = []
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                qqp += [row["text_a"], row["text_b"]]
-        qqp = list(dict.fromkeys(qqp))
+    qqp = qqp_texts(DATA)
+    if qqp is not None:
         np.random.default_rng(0).shuffle(qqp)
         x = normalized(static.embed_batch(qqp[: size + 2200]))
         yield f"qqp {size // 1000}k static", loaded, x[:size], x[size : size + 2000]

@@ -18,8 +18,6 @@ Also reports recall@k of the HNSW neighbours against exact search.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import sys
 import time
@@ -29,23 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import thrifty  # noqa: E402
-from _bench_util import print_table, write_json  # noqa: E402
+from _bench_util import print_table, qqp_texts, write_json  # noqa: E402
 
 DATA = Path(
     os.environ.get("THRIFTY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
-
-
-def real_texts():
-    path = DATA / "cache" / "qqp_pairs.jsonl.gz"
-    if not path.exists():
-        return None
-    texts = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts.extend((row["text_a"], row["text_b"]))
-    return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def sentences(rng, n, vocab):
@@ -104,7 +90,7 @@ def main() -> None:
     models = [s.name for s in catalog.models()]
     m = len(models)
     labeled = models[:: max(1, m // 11)][:11]
-    texts = real_texts()
+    texts = qqp_texts(DATA)
     source = "Quora questions" if texts else "synthetic sentences"
     if texts:
         rng.shuffle(texts)

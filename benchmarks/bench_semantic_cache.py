@@ -15,8 +15,6 @@ match (SemanticCache.search, k=1) is the exact best match (FAISS brute force ove
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import resource
 import sys
 import time
@@ -26,23 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import thrifty  # noqa: E402
-from _bench_util import print_table, write_json  # noqa: E402
+from _bench_util import print_table, qqp_texts, write_json  # noqa: E402
 from thrifty import _core  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DIM = 256
-
-
-def real_texts():
-    path = DATA / "cache" / "qqp_pairs.jsonl.gz"
-    if not path.exists():
-        return None
-    texts = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts += [row["text_a"], row["text_b"]]
-    return list(dict.fromkeys(texts))
 
 
 EMBEDDER = "static"
@@ -58,7 +44,7 @@ def make_embedder():
 
 
 def base_vectors(n_store: int, n_query: int, rng):
-    texts = real_texts()
+    texts = qqp_texts(DATA)
     embedder = make_embedder()
     if texts is None:
         print(f"note: {DATA} is absent; using synthetic clustered vectors\n")
